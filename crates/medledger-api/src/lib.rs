@@ -1,0 +1,26 @@
+//! MedLedger's HTTP API.
+//!
+//! Versioned under `/v1`; every error is an RFC 9457 `application/problem+json` body with a
+//! 4xx status that says what was wrong (a 5xx means the node itself failed). Request bodies
+//! are bounded; JSON is parsed strictly (unknown fields are errors).
+
+mod problem;
+mod routes;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use medledger_node::Node;
+use tokio::net::TcpListener;
+
+pub use problem::{PROBLEM_JSON, Problem};
+pub use routes::{MAX_BATCH_TXS, router};
+
+/// Serves the API on `listener` until `shutdown` completes.
+pub async fn serve(
+    node: Arc<Node>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(node)).with_graceful_shutdown(shutdown).await
+}

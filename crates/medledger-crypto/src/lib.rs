@@ -1,0 +1,15 @@
+//! Cryptographic building blocks of MedLedger.
+//!
+//! Nothing here is a home-made primitive: SHA-256 comes from `sha2`, Ed25519 from
+//! `ed25519-dalek`. This crate only fixes *how* MedLedger uses them: digests with a
+//! domain-separation tag, member keys stored as PKCS#8 PEM with mode 0600, batch signature
+//! verification, and the RFC 9162 Merkle tree with inclusion and consistency proofs.
+
+mod hash;
+mod keys;
+pub mod merkle;
+
+pub use hash::{Digest, DigestParseError, sha256, tagged_hash};
+pub use keys::{
+    KeyError, PublicKey, Signature, SignatureError, SigningKey, verify_batch,
+};

@@ -1,0 +1,373 @@
+//! The node service.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use medledger_crypto::{Digest, PublicKey, SigningKey};
+use medledger_state::{Account, Chain, Committed, VerifiedTx};
+use medledger_store::{Store, StoreError, TxLocation};
+use medledger_types::limits::MAX_BLOCK_TXS;
+use medledger_types::{ChainId, Receipt, Transaction, TxId};
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::mempool::{Mempool, MempoolLimits};
+
+/// Node settings that are not consensus rules.
+#[derive(Debug, Clone, Copy)]
+pub struct NodeConfig {
+    /// Longest wait before pending transactions go into a block.
+    pub block_interval_ms: u64,
+    /// Most transactions per block (at most [`MAX_BLOCK_TXS`]); a block is built as soon as
+    /// this many are pending.
+    pub max_block_txs: usize,
+    /// Mempool capacity in transactions.
+    pub mempool_max_txs: usize,
+    /// Mempool capacity in encoded bytes.
+    pub mempool_max_bytes: usize,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self { block_interval_ms: 200, max_block_txs: 2_000, mempool_max_txs: 100_000, mempool_max_bytes: 64 << 20 }
+    }
+}
+
+/// Why a transaction was not admitted. Nothing is stored when admission fails.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    /// The signature does not verify for the named signer.
+    #[error("the signature does not verify for the signer named in the transaction")]
+    BadSignature,
+    /// The transaction is for another chain.
+    #[error("the transaction is for chain '{found}', this node runs '{expected}'")]
+    WrongChain {
+        /// This node's chain.
+        expected: ChainId,
+        /// The transaction's chain.
+        found: ChainId,
+    },
+    /// The signer (hex public key) is not a registered member.
+    #[error("the signer {0} is not a registered member")]
+    UnknownSigner(String),
+    /// The nonce was used already (or is queued already).
+    #[error("nonce already used; the signer's next nonce is {expected}")]
+    NonceReplayed {
+        /// The next usable nonce.
+        expected: u64,
+    },
+    /// The nonce is too far ahead of the signer's next nonce.
+    #[error("nonce is more than {max_ahead} ahead of the signer's next nonce {expected}")]
+    NonceTooFarAhead {
+        /// The signer's next nonce.
+        expected: u64,
+        /// How far ahead a nonce may be.
+        max_ahead: u64,
+    },
+    /// The very same transaction is already waiting.
+    #[error("this transaction is already pending")]
+    AlreadyPending,
+    /// The transaction is already in the chain.
+    #[error("this transaction is already committed at height {height}")]
+    AlreadyCommitted {
+        /// Its block.
+        height: u64,
+    },
+    /// The mempool is at capacity.
+    #[error("the mempool is full ({capacity} transactions); retry later")]
+    MempoolFull {
+        /// Its capacity.
+        capacity: usize,
+    },
+    /// The store could not be read.
+    #[error("store: {0}")]
+    Store(String),
+}
+
+/// Failures of the node itself (not of a client's input).
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The node key (hex public key) is not a validator of this chain.
+    #[error("node key {0} is not a validator of this chain")]
+    NotAValidator(String),
+    /// A configuration value is out of range.
+    #[error("invalid node configuration: {0}")]
+    Config(String),
+}
+
+/// A snapshot of the node's view of the chain.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    /// The chain id.
+    pub chain_id: ChainId,
+    /// The genesis hash.
+    pub genesis_hash: Digest,
+    /// Height of the last committed block.
+    pub height: u64,
+    /// Height of the last final block: with a single validator, every committed block is final.
+    pub finalized_height: u64,
+    /// Hash of the last block (the genesis hash before block 1).
+    pub last_block_hash: Digest,
+    /// State root after the last block.
+    pub state_root: Digest,
+    /// Timestamp of the last block.
+    pub last_block_time_ms: Option<u64>,
+    /// Transactions waiting in the mempool.
+    pub mempool_size: usize,
+    /// This node's validator key.
+    pub node_key: PublicKey,
+}
+
+/// Where a transaction stands.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum TxStatus {
+    /// Waiting in the mempool.
+    Pending,
+    /// In a committed block.
+    Committed {
+        /// Its block.
+        height: u64,
+        /// Its position in the block.
+        index: u32,
+        /// What happened to it.
+        receipt: Receipt,
+    },
+    /// Neither pending nor committed here.
+    Unknown,
+}
+
+/// A running node's state, shared by the API handlers and the block producer.
+pub struct Node {
+    config: NodeConfig,
+    key: SigningKey,
+    store: Store,
+    chain: RwLock<Chain>,
+    mempool: Mutex<Mempool>,
+    /// Signalled when the mempool reaches a full block, to build it without waiting.
+    block_ready: Condvar,
+    /// Serialises block production: only one block is built and committed at a time.
+    producing: Mutex<()>,
+    height: watch::Sender<u64>,
+}
+
+fn now_ms() -> u64 {
+    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl Node {
+    /// A node over an opened store and its chain, proposing with `key`.
+    pub fn new(store: Store, chain: Chain, key: SigningKey, config: NodeConfig) -> Result<Self, NodeError> {
+        if !chain.is_validator(&key.public_key()) {
+            return Err(NodeError::NotAValidator(key.public_key().to_string()));
+        }
+        if config.max_block_txs == 0 || config.max_block_txs > MAX_BLOCK_TXS {
+            return Err(NodeError::Config(format!("max_block_txs must be 1 to {MAX_BLOCK_TXS}")));
+        }
+        if config.block_interval_ms == 0 || config.mempool_max_txs == 0 {
+            return Err(NodeError::Config("block_interval_ms and mempool_max_txs must be positive".into()));
+        }
+        let limits = MempoolLimits { max_txs: config.mempool_max_txs, max_bytes: config.mempool_max_bytes };
+        let (height, _) = watch::channel(chain.height());
+        Ok(Self {
+            config,
+            key,
+            store,
+            chain: RwLock::new(chain),
+            mempool: Mutex::new(Mempool::new(limits)),
+            block_ready: Condvar::new(),
+            producing: Mutex::new(()),
+            height,
+        })
+    }
+
+    /// The store, for reads.
+    #[must_use]
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Runs `f` with the current chain (head, state, history) under a read lock.
+    pub fn with_chain<T>(&self, f: impl FnOnce(&Chain) -> T) -> T {
+        f(&self.chain.read().expect("chain lock poisoned"))
+    }
+
+    /// Watches the committed height.
+    #[must_use]
+    pub fn subscribe_height(&self) -> watch::Receiver<u64> {
+        self.height.subscribe()
+    }
+
+    /// The node's configuration.
+    #[must_use]
+    pub fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+
+    /// The node's current status.
+    #[must_use]
+    pub fn status(&self) -> Status {
+        let mempool_size = self.mempool.lock().expect("mempool lock poisoned").len();
+        self.with_chain(|chain| Status {
+            chain_id: chain.genesis().chain_id.clone(),
+            genesis_hash: chain.genesis_hash(),
+            height: chain.height(),
+            finalized_height: chain.height(),
+            last_block_hash: chain.head_hash(),
+            state_root: chain.state().root(),
+            last_block_time_ms: chain.head().map(|head| head.timestamp_ms),
+            mempool_size,
+            node_key: self.key.public_key(),
+        })
+    }
+
+    /// A member's account, and the next nonce counting its pending transactions.
+    #[must_use]
+    pub fn account(&self, public_key: &PublicKey) -> Option<(Account, u64)> {
+        let chain = self.chain.read().expect("chain lock poisoned");
+        let account = chain.account(public_key)?;
+        let pending = self.mempool.lock().expect("mempool lock poisoned").pending_nonce(public_key, account.next_nonce);
+        Some((account, pending))
+    }
+
+    /// Verifies and admits one transaction.
+    pub fn submit(&self, tx: Transaction) -> Result<TxId, SubmitError> {
+        let verified = VerifiedTx::verify(tx).map_err(|_| SubmitError::BadSignature)?;
+        let id = verified.id();
+        self.admit(vec![verified]).pop().expect("one result per transaction").map(|()| id)
+    }
+
+    /// Verifies many transactions with one batch verification (falling back to one by one
+    /// if the batch fails, so each transaction gets its own answer) and admits them.
+    pub fn submit_batch(&self, txs: Vec<Transaction>) -> Vec<Result<TxId, SubmitError>> {
+        match VerifiedTx::verify_batch(txs.clone()) {
+            Ok(verified) => {
+                let ids: Vec<TxId> = verified.iter().map(VerifiedTx::id).collect();
+                self.admit(verified).into_iter().zip(ids).map(|(result, id)| result.map(|()| id)).collect()
+            }
+            Err(_) => txs.into_iter().map(|tx| self.submit(tx)).collect(),
+        }
+    }
+
+    fn admit(&self, txs: Vec<VerifiedTx>) -> Vec<Result<(), SubmitError>> {
+        let chain = self.chain.read().expect("chain lock poisoned");
+        let mut mempool = self.mempool.lock().expect("mempool lock poisoned");
+        let results = txs.into_iter().map(|tx| self.admit_one(&chain, &mut mempool, tx)).collect();
+        if mempool.len() >= self.config.max_block_txs {
+            self.block_ready.notify_one();
+        }
+        results
+    }
+
+    fn admit_one(&self, chain: &Chain, mempool: &mut Mempool, tx: VerifiedTx) -> Result<(), SubmitError> {
+        let body = &tx.tx().body;
+        if body.chain_id != chain.genesis().chain_id {
+            return Err(SubmitError::WrongChain {
+                expected: chain.genesis().chain_id.clone(),
+                found: body.chain_id.clone(),
+            });
+        }
+        let account = chain.account(&body.signer).ok_or_else(|| SubmitError::UnknownSigner(body.signer.to_string()))?;
+        if body.nonce < account.next_nonce {
+            // Say where the transaction went if this very transaction is in the chain.
+            if let Some(location) =
+                self.store.tx_location(&tx.id()).map_err(|error| SubmitError::Store(error.to_string()))?
+            {
+                return Err(SubmitError::AlreadyCommitted { height: location.height });
+            }
+        }
+        mempool.insert(tx, account.next_nonce)
+    }
+
+    /// Where transaction `id` stands.
+    pub fn tx_status(&self, id: &TxId) -> Result<TxStatus, StoreError> {
+        if let Some(TxLocation { height, index }) = self.store.tx_location(id)? {
+            let receipts = self.store.receipts(height)?.ok_or_else(|| StoreError::Missing(format!("receipts {height}")))?;
+            let receipt = *receipts
+                .get(index as usize)
+                .ok_or_else(|| StoreError::Missing(format!("receipt {index} of block {height}")))?;
+            return Ok(TxStatus::Committed { height, index, receipt });
+        }
+        if self.mempool.lock().expect("mempool lock poisoned").contains(id) {
+            return Ok(TxStatus::Pending);
+        }
+        Ok(TxStatus::Unknown)
+    }
+
+    /// Builds, commits and publishes one block from pending transactions, if any.
+    pub fn produce_block(&self) -> Result<Option<Committed>, StoreError> {
+        let _producing = self.producing.lock().expect("producer lock poisoned");
+        let verified = {
+            let chain = self.chain.read().expect("chain lock poisoned");
+            let selected = self
+                .mempool
+                .lock()
+                .expect("mempool lock poisoned")
+                .select(self.config.max_block_txs, |signer| chain.account(signer).map(|account| account.next_nonce));
+            if selected.is_empty() {
+                return Ok(None);
+            }
+            chain.build(&selected, now_ms(), &self.key)
+        };
+        // Durable first, visible second: a block is served only once it is on disk.
+        self.store.commit(&verified)?;
+        let signers: BTreeSet<PublicKey> = verified.block().transactions.iter().map(|tx| tx.body.signer).collect();
+        let committed = {
+            let mut chain = self.chain.write().expect("chain lock poisoned");
+            let committed = chain.commit(verified);
+            self.mempool
+                .lock()
+                .expect("mempool lock poisoned")
+                .prune(&signers, |signer| chain.account(signer).map(|account| account.next_nonce));
+            committed
+        };
+        self.height.send_replace(committed.block.header.height);
+        tracing::debug!(height = committed.block.header.height, txs = committed.receipts.len(), "committed block");
+        Ok(Some(committed))
+    }
+
+    /// Produces blocks until `stop` is set: a block whenever a full block is pending, and at
+    /// least every `block_interval_ms` while anything is pending.
+    pub fn run_producer(&self, stop: &AtomicBool) -> Result<(), StoreError> {
+        let interval = Duration::from_millis(self.config.block_interval_ms);
+        while !stop.load(Ordering::Acquire) {
+            {
+                let mempool = self.mempool.lock().expect("mempool lock poisoned");
+                if mempool.len() < self.config.max_block_txs {
+                    let _woken = self.block_ready.wait_timeout(mempool, interval).expect("mempool lock poisoned");
+                }
+            }
+            self.produce_block()?;
+        }
+        Ok(())
+    }
+
+    /// Wakes the producer (e.g. to notice a stop request promptly).
+    pub fn wake_producer(&self) {
+        self.block_ready.notify_all();
+    }
+
+    /// Whether the node's store and chain agree (for health checks).
+    #[must_use]
+    pub fn is_healthy(&self) -> bool {
+        self.store.height().is_ok_and(|height| height == self.with_chain(Chain::height))
+    }
+
+    /// Proposer key.
+    #[must_use]
+    pub fn node_key(&self) -> PublicKey {
+        self.key.public_key()
+    }
+
+    /// Shared handle.
+    #[must_use]
+    pub fn into_shared(self) -> Arc<Self> {
+        Arc::new(self)
+    }
+}

@@ -1,0 +1,416 @@
+//! The chain: genesis, the validated head, and the rules every block must follow.
+
+use std::collections::{BTreeSet, HashSet};
+
+use medledger_crypto::merkle::{MerkleTree, leaf_hash, root_of};
+use medledger_crypto::{Digest, PublicKey, SignatureError, SigningKey, verify_batch};
+use medledger_types::limits::MAX_BLOCK_TXS;
+use medledger_types::{Block, BlockHeader, Encode, Genesis, Receipt, Transaction, TxId};
+
+use crate::execute::{Account, ExecutionContext, execute, keys};
+use crate::state::{PreparedWrites, State, WriteSet};
+
+/// Why a block cannot extend the chain. Each variant names the first rule it breaks.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BlockError {
+    /// The height is not the head's plus one.
+    #[error("height {found} does not follow the head at {head}")]
+    Height {
+        /// The chain's current height.
+        head: u64,
+        /// The block's height.
+        found: u64,
+    },
+    /// The parent hash is not the head's hash.
+    #[error("parent hash {found} is not the head's hash {expected}")]
+    ParentHash {
+        /// The head's hash.
+        expected: Digest,
+        /// The block's parent hash.
+        found: Digest,
+    },
+    /// The timestamp is before the parent's.
+    #[error("timestamp {found} ms is before the parent's {parent} ms")]
+    Timestamp {
+        /// The parent's timestamp.
+        parent: u64,
+        /// The block's timestamp.
+        found: u64,
+    },
+    /// The proposer (hex public key) is not a validator.
+    #[error("proposer {0} is not a validator")]
+    UnknownProposer(String),
+    /// The proposer's signature does not verify.
+    #[error("the proposer's signature over the block hash does not verify")]
+    ProposerSignature,
+    /// More transactions than a block may hold.
+    #[error("{0} transactions exceed the limit of {MAX_BLOCK_TXS}")]
+    TooManyTransactions(usize),
+    /// The header's transaction count is not the body's.
+    #[error("header counts {header} transactions, body has {body}")]
+    TransactionCount {
+        /// The header's count.
+        header: u32,
+        /// The body's count.
+        body: usize,
+    },
+    /// The same transaction appears twice.
+    #[error("transaction {index} repeats an earlier transaction of the block")]
+    DuplicateTransaction {
+        /// Position of the repeat.
+        index: usize,
+    },
+    /// A transaction signature does not verify.
+    #[error("the signature of transaction {index} does not verify")]
+    TransactionSignature {
+        /// Position of the first bad signature.
+        index: usize,
+    },
+    /// A root in the header does not match the recomputed one.
+    #[error("{what} root mismatch: header has {header}, recomputed {computed}")]
+    RootMismatch {
+        /// Which root.
+        what: &'static str,
+        /// The header's value.
+        header: Digest,
+        /// The recomputed value.
+        computed: Digest,
+    },
+}
+
+/// A transaction whose signature has been verified.
+#[derive(Debug, Clone)]
+pub struct VerifiedTx {
+    tx: Transaction,
+    id: TxId,
+    encoded: Vec<u8>,
+}
+
+impl VerifiedTx {
+    /// Verifies the signature of `tx`.
+    pub fn verify(tx: Transaction) -> Result<Self, SignatureError> {
+        tx.verify_signature()?;
+        let encoded = tx.encode();
+        Ok(Self { id: tx.id(), tx, encoded })
+    }
+
+    /// Verifies many transactions with one batch verification.
+    pub fn verify_batch(txs: Vec<Transaction>) -> Result<Vec<Self>, SignatureError> {
+        let messages: Vec<Vec<u8>> = txs.iter().map(|tx| tx.body.signing_message()).collect();
+        let message_refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+        let signatures: Vec<_> = txs.iter().map(|tx| tx.signature).collect();
+        let signers: Vec<_> = txs.iter().map(|tx| tx.body.signer).collect();
+        verify_batch(&message_refs, &signatures, &signers)?;
+        Ok(txs
+            .into_iter()
+            .map(|tx| {
+                let encoded = tx.encode();
+                Self { id: tx.id(), tx, encoded }
+            })
+            .collect())
+    }
+
+    /// The transaction.
+    #[must_use]
+    pub fn tx(&self) -> &Transaction {
+        &self.tx
+    }
+
+    /// Its id.
+    #[must_use]
+    pub fn id(&self) -> TxId {
+        self.id
+    }
+
+    /// Its canonical encoding.
+    #[must_use]
+    pub fn encoded(&self) -> &[u8] {
+        &self.encoded
+    }
+}
+
+impl AsRef<VerifiedTx> for VerifiedTx {
+    fn as_ref(&self) -> &VerifiedTx {
+        self
+    }
+}
+
+/// A block checked against the chain head, with the outcome of executing it.
+#[derive(Clone)]
+pub struct VerifiedBlock {
+    block: Block,
+    hash: Digest,
+    receipts: Vec<Receipt>,
+    prepared: PreparedWrites,
+}
+
+impl VerifiedBlock {
+    /// The block.
+    #[must_use]
+    pub fn block(&self) -> &Block {
+        &self.block
+    }
+
+    /// Its hash.
+    #[must_use]
+    pub fn hash(&self) -> Digest {
+        self.hash
+    }
+
+    /// One receipt per transaction.
+    #[must_use]
+    pub fn receipts(&self) -> &[Receipt] {
+        &self.receipts
+    }
+
+    /// The state changes it makes.
+    #[must_use]
+    pub fn write_set(&self) -> &WriteSet {
+        self.prepared.write_set()
+    }
+}
+
+/// What [`Chain::commit`] returns: the committed block with its receipts.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    /// The block.
+    pub block: Block,
+    /// Its hash.
+    pub hash: Digest,
+    /// Its receipts.
+    pub receipts: Vec<Receipt>,
+}
+
+/// Genesis plus every committed block, reduced to what validating the next block needs.
+#[derive(Clone)]
+pub struct Chain {
+    genesis: Genesis,
+    genesis_hash: Digest,
+    validators: BTreeSet<PublicKey>,
+    state: State,
+    head: Option<BlockHeader>,
+    head_hash: Digest,
+    history: MerkleTree,
+}
+
+impl Chain {
+    /// A chain with no block yet: the genesis members registered, nothing else.
+    #[must_use]
+    pub fn from_genesis(genesis: Genesis) -> Self {
+        let state = State::from_entries(genesis.members.iter().map(|member| {
+            (keys::account(&member.public_key), Account { next_nonce: 0, admin: member.admin }.encode())
+        }));
+        let genesis_hash = genesis.hash();
+        Self {
+            validators: genesis.validators.iter().copied().collect(),
+            genesis,
+            genesis_hash,
+            state,
+            head: None,
+            head_hash: genesis_hash,
+            history: MerkleTree::new(),
+        }
+    }
+
+    /// A chain reopened from storage: `state` must be the state after `head`, and
+    /// `block_hashes` the hashes of blocks 1 to `head.height`. Fails if the state root or the
+    /// history does not match the head.
+    pub fn restore(
+        genesis: Genesis,
+        state: State,
+        head: Option<BlockHeader>,
+        block_hashes: impl IntoIterator<Item = Digest>,
+    ) -> Result<Self, BlockError> {
+        let mut chain = Self::from_genesis(genesis);
+        chain.history = MerkleTree::from_leaf_hashes(block_hashes.into_iter().map(|hash| leaf_hash(hash.as_bytes())));
+        let Some(head) = head else {
+            let computed = state.root();
+            let header = chain.state.root();
+            return if computed == header && chain.history.is_empty() {
+                Ok(chain)
+            } else {
+                Err(BlockError::RootMismatch { what: "genesis state", header, computed })
+            };
+        };
+        if chain.history.len() != head.height {
+            return Err(BlockError::Height { head: chain.history.len(), found: head.height });
+        }
+        if state.root() != head.state_root {
+            return Err(BlockError::RootMismatch { what: "state", header: head.state_root, computed: state.root() });
+        }
+        chain.head_hash = head.hash();
+        chain.state = state;
+        chain.head = Some(head);
+        Ok(chain)
+    }
+
+    /// The genesis.
+    #[must_use]
+    pub fn genesis(&self) -> &Genesis {
+        &self.genesis
+    }
+
+    /// The genesis hash.
+    #[must_use]
+    pub fn genesis_hash(&self) -> Digest {
+        self.genesis_hash
+    }
+
+    /// The current state.
+    #[must_use]
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// Height of the head (0 before the first block).
+    #[must_use]
+    pub fn height(&self) -> u64 {
+        self.head.as_ref().map_or(0, |head| head.height)
+    }
+
+    /// Hash of the head (the genesis hash before the first block).
+    #[must_use]
+    pub fn head_hash(&self) -> Digest {
+        self.head_hash
+    }
+
+    /// The head's header, if any block exists.
+    #[must_use]
+    pub fn head(&self) -> Option<&BlockHeader> {
+        self.head.as_ref()
+    }
+
+    /// The Merkle tree of block hashes (leaf `i` is block `i + 1`).
+    #[must_use]
+    pub fn history(&self) -> &MerkleTree {
+        &self.history
+    }
+
+    /// Whether `key` is a validator.
+    #[must_use]
+    pub fn is_validator(&self, key: &PublicKey) -> bool {
+        self.validators.contains(key)
+    }
+
+    /// A member's account, if registered.
+    #[must_use]
+    pub fn account(&self, public_key: &PublicKey) -> Option<Account> {
+        let bytes = self.state.get(&keys::account(public_key))?;
+        Some(medledger_types::Decode::decode(bytes).expect("accounts in state are canonical"))
+    }
+
+    fn parent_timestamp_ms(&self) -> u64 {
+        self.head.as_ref().map_or(self.genesis.genesis_time_ms, |head| head.timestamp_ms)
+    }
+
+    /// Checks every rule for `block` as the next block, including all signatures, and
+    /// executes it.
+    pub fn validate(&self, block: Block) -> Result<VerifiedBlock, BlockError> {
+        let header = &block.header;
+        self.check_header_links(header)?;
+        let hash = header.hash();
+        if !self.is_validator(&header.proposer) {
+            return Err(BlockError::UnknownProposer(header.proposer.to_string()));
+        }
+        header
+            .proposer
+            .verify(&BlockHeader::signing_message(&hash), &block.signature)
+            .map_err(|_| BlockError::ProposerSignature)?;
+        let count = block.transactions.len();
+        if count > MAX_BLOCK_TXS {
+            return Err(BlockError::TooManyTransactions(count));
+        }
+        if header.tx_count as usize != count {
+            return Err(BlockError::TransactionCount { header: header.tx_count, body: count });
+        }
+        let encoded: Vec<Vec<u8>> = block.transactions.iter().map(Encode::encode).collect();
+        check_root("transaction", header.tx_root, root_of_encoded(&encoded))?;
+        let mut seen = HashSet::with_capacity(count);
+        for (index, tx) in block.transactions.iter().enumerate() {
+            if !seen.insert(tx.id()) {
+                return Err(BlockError::DuplicateTransaction { index });
+            }
+        }
+        let messages: Vec<Vec<u8>> = block.transactions.iter().map(|tx| tx.body.signing_message()).collect();
+        let message_refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+        let signatures: Vec<_> = block.transactions.iter().map(|tx| tx.signature).collect();
+        let signers: Vec<_> = block.transactions.iter().map(|tx| tx.body.signer).collect();
+        verify_batch(&message_refs, &signatures, &signers)
+            .map_err(|error| BlockError::TransactionSignature { index: error.index })?;
+        let (receipts, prepared) = self.execute(header.height, &block.transactions);
+        check_root("receipts", header.receipts_root, receipts_root(&receipts))?;
+        check_root("state", header.state_root, prepared.root())?;
+        Ok(VerifiedBlock { hash, block, receipts, prepared })
+    }
+
+    fn check_header_links(&self, header: &BlockHeader) -> Result<(), BlockError> {
+        if header.height != self.height() + 1 {
+            return Err(BlockError::Height { head: self.height(), found: header.height });
+        }
+        if header.parent_hash != self.head_hash {
+            return Err(BlockError::ParentHash { expected: self.head_hash, found: header.parent_hash });
+        }
+        if header.timestamp_ms < self.parent_timestamp_ms() {
+            return Err(BlockError::Timestamp { parent: self.parent_timestamp_ms(), found: header.timestamp_ms });
+        }
+        check_root("history", header.history_root, self.history.root())
+    }
+
+    fn execute(&self, height: u64, transactions: &[Transaction]) -> (Vec<Receipt>, PreparedWrites) {
+        let context = ExecutionContext { chain_id: &self.genesis.chain_id, height };
+        let (receipts, writes) = execute(&self.state, &context, transactions);
+        (receipts, self.state.prepare(writes))
+    }
+
+    /// Builds and signs the next block from already-verified transactions.
+    ///
+    /// `timestamp_ms` is raised to the parent's if the proposer's clock is behind it.
+    #[must_use]
+    pub fn build<T: AsRef<VerifiedTx>>(&self, txs: &[T], timestamp_ms: u64, proposer: &SigningKey) -> VerifiedBlock {
+        assert!(txs.len() <= MAX_BLOCK_TXS, "the block builder takes at most MAX_BLOCK_TXS");
+        assert!(self.is_validator(&proposer.public_key()), "only validators build blocks");
+        let height = self.height() + 1;
+        let transactions: Vec<Transaction> = txs.iter().map(|tx| tx.as_ref().tx().clone()).collect();
+        let tx_root = root_of(&txs.iter().map(|tx| leaf_hash(tx.as_ref().encoded())).collect::<Vec<_>>());
+        let (receipts, prepared) = self.execute(height, &transactions);
+        let header = BlockHeader {
+            height,
+            parent_hash: self.head_hash,
+            timestamp_ms: timestamp_ms.max(self.parent_timestamp_ms()),
+            proposer: proposer.public_key(),
+            tx_count: u32::try_from(txs.len()).expect("bounded by MAX_BLOCK_TXS"),
+            tx_root,
+            receipts_root: receipts_root(&receipts),
+            state_root: prepared.root(),
+            history_root: self.history.root(),
+        };
+        let block = Block::seal(header, transactions, proposer);
+        VerifiedBlock { hash: block.hash(), block, receipts, prepared }
+    }
+
+    /// Makes a verified block the new head. It must have been validated or built against the
+    /// current head.
+    pub fn commit(&mut self, verified: VerifiedBlock) -> Committed {
+        assert_eq!(verified.block.header.parent_hash, self.head_hash, "block verified against another head");
+        self.state.commit(verified.prepared);
+        self.history.push(leaf_hash(verified.hash.as_bytes()));
+        self.head_hash = verified.hash;
+        self.head = Some(verified.block.header.clone());
+        debug_assert_eq!(self.history.len(), self.height());
+        Committed { block: verified.block, hash: verified.hash, receipts: verified.receipts }
+    }
+}
+
+fn check_root(what: &'static str, header: Digest, computed: Digest) -> Result<(), BlockError> {
+    if header == computed { Ok(()) } else { Err(BlockError::RootMismatch { what, header, computed }) }
+}
+
+fn root_of_encoded(encoded: &[Vec<u8>]) -> Digest {
+    root_of(&encoded.iter().map(|bytes| leaf_hash(bytes)).collect::<Vec<_>>())
+}
+
+/// The RFC 9162 root over a block's receipts.
+#[must_use]
+pub fn receipts_root(receipts: &[Receipt]) -> Digest {
+    root_of_encoded(&receipts.iter().map(Encode::encode).collect::<Vec<_>>())
+}

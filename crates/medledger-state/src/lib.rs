@@ -1,0 +1,22 @@
+//! MedLedger's state machine.
+//!
+//! Pure: no I/O, no clock, no randomness, no hash-map iteration order. Applying the same
+//! block to the same state gives the same receipts and the same state root on every machine,
+//! which is what lets any node — or `medledger verify`, offline — replay a chain and check
+//! every header.
+//!
+//! - [`State`] is the key-value state with its [`commitment`] (the state root).
+//! - [`execute`] runs a block's transactions against a state, yielding receipts and a
+//!   [`WriteSet`] without changing the state.
+//! - [`Chain`] ties it together: it validates a block against its parent (hash links, proposer
+//!   signature, transaction root, batch-verified transaction signatures, state, receipts and
+//!   history roots), builds new blocks, and commits them.
+
+mod chain;
+pub mod commitment;
+mod execute;
+mod state;
+
+pub use chain::{BlockError, Chain, Committed, VerifiedBlock, VerifiedTx};
+pub use execute::{Account, AnchorRecord, ExecutionContext, execute, keys};
+pub use state::{PreparedWrites, State, WriteSet};

@@ -1,0 +1,339 @@
+//! MedLedger's embedded store, on redb.
+//!
+//! One redb file per node (`chain.redb` in the data directory) holds genesis, blocks,
+//! receipts, the state and the indexes. A block is committed in one redb write transaction
+//! with immediate durability: after [`Store::commit`] returns, the block, its receipts, its
+//! index entries and its state changes are all on disk, and a crash at any moment leaves the
+//! store at the last committed block (redb's copy-on-write commit is atomic).
+//!
+//! [`Store::open`] checks the file's format version, reloads the state, and refuses to start
+//! unless the recomputed state root equals the root in the last block's header.
+
+use std::path::{Path, PathBuf};
+
+use medledger_crypto::Digest;
+use medledger_state::{BlockError, Chain, State, VerifiedBlock};
+use medledger_types::{Block, BlockHeader, Decode, DecodeError, Encode, Genesis, GenesisError, Receipt, TxId};
+use redb::{Database, Durability, ReadOnlyDatabase, ReadableDatabase, ReadableTable};
+
+/// Version of the on-disk layout below; bumped on any incompatible change.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// File name of the database inside a data directory.
+pub const DATABASE_FILE: &str = "chain.redb";
+
+/// The on-disk layout. Public so that tools (and tests that tamper with a copy) name the same
+/// tables; nothing outside this crate writes them in normal operation.
+pub mod tables {
+    use redb::TableDefinition;
+
+    /// `format_version` (u32 big-endian) and `genesis` (canonical genesis bytes).
+    pub const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
+    /// Height → canonical block bytes.
+    pub const BLOCKS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("blocks");
+    /// Height → block hash.
+    pub const BLOCK_HASHES: TableDefinition<'_, u64, [u8; 32]> = TableDefinition::new("block_hashes");
+    /// Block hash → height.
+    pub const BLOCK_HEIGHTS: TableDefinition<'_, [u8; 32], u64> = TableDefinition::new("block_heights");
+    /// Height → canonical receipt list.
+    pub const RECEIPTS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("receipts");
+    /// Transaction id → (height, index in block) of its first inclusion.
+    pub const TX_INDEX: TableDefinition<'_, [u8; 32], (u64, u32)> = TableDefinition::new("tx_index");
+    /// State key → value.
+    pub const STATE: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("state");
+}
+
+use tables::{BLOCK_HASHES, BLOCK_HEIGHTS, BLOCKS, META, RECEIPTS, STATE, TX_INDEX};
+
+const META_FORMAT_VERSION: &str = "format_version";
+const META_GENESIS: &str = "genesis";
+
+/// What can go wrong with the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The data directory holds no chain.
+    #[error("no chain in {0}: run `medledger init` (or `medledger dev`) first")]
+    NotInitialized(PathBuf),
+    /// The data directory already holds a chain.
+    #[error("{0} already holds a chain; refusing to overwrite it")]
+    AlreadyInitialized(PathBuf),
+    /// Another process has the database open.
+    #[error("{0} is in use by another process (a running node?); stop it or ask the node with --node")]
+    InUse(PathBuf),
+    /// The file was written by an incompatible version.
+    #[error("store format version {found}, but this medledger reads version {FORMAT_VERSION}")]
+    FormatVersion {
+        /// The version in the file.
+        found: u32,
+    },
+    /// Stored bytes do not decode.
+    #[error("corrupt {what} at height {height}: {source}")]
+    Corrupt {
+        /// What was being read.
+        what: &'static str,
+        /// Where.
+        height: u64,
+        /// The decoding error.
+        source: DecodeError,
+    },
+    /// The stored genesis is invalid.
+    #[error("stored genesis: {0}")]
+    Genesis(#[from] GenesisError),
+    /// The stored state does not match the last block.
+    #[error("stored state does not match the last block: {0}")]
+    StateMismatch(BlockError),
+    /// A table or entry that must exist is missing.
+    #[error("store is missing {0}")]
+    Missing(String),
+    /// The database failed.
+    #[error("database: {0}")]
+    Database(#[from] redb::Error),
+    /// The directory could not be created.
+    #[error("data directory {path}: {source}")]
+    Io {
+        /// The directory.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+fn db_error(error: impl Into<redb::Error>) -> StoreError {
+    StoreError::Database(error.into())
+}
+
+/// Where a transaction is in the chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxLocation {
+    /// The block.
+    pub height: u64,
+    /// Position in the block.
+    pub index: u32,
+}
+
+/// The store. `Store` (read-write, one process) runs a node; `Store<ReadOnlyDatabase>` is for
+/// offline tools such as `medledger verify`.
+pub struct Store<D = Database> {
+    db: D,
+    path: PathBuf,
+}
+
+/// Path of the database file in a data directory.
+#[must_use]
+pub fn database_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(DATABASE_FILE)
+}
+
+fn open_error(path: &Path, error: redb::DatabaseError) -> StoreError {
+    match error {
+        redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse(path.to_owned()),
+        other => db_error(other),
+    }
+}
+
+impl Store<Database> {
+    /// Creates a new chain in `data_dir` (created if missing) from `genesis`.
+    pub fn create(data_dir: &Path, genesis: &Genesis) -> Result<(Self, Chain), StoreError> {
+        genesis.validate()?;
+        std::fs::create_dir_all(data_dir)
+            .map_err(|source| StoreError::Io { path: data_dir.to_owned(), source })?;
+        let path = database_path(data_dir);
+        if path.exists() {
+            return Err(StoreError::AlreadyInitialized(data_dir.to_owned()));
+        }
+        let db = Database::create(&path).map_err(|error| open_error(&path, error))?;
+        let chain = Chain::from_genesis(genesis.clone());
+        let mut txn = db.begin_write().map_err(db_error)?;
+        txn.set_durability(Durability::Immediate).map_err(db_error)?;
+        {
+            let mut meta = txn.open_table(META).map_err(db_error)?;
+            meta.insert(META_FORMAT_VERSION, FORMAT_VERSION.to_be_bytes().as_slice()).map_err(db_error)?;
+            meta.insert(META_GENESIS, genesis.encode().as_slice()).map_err(db_error)?;
+            let mut state = txn.open_table(STATE).map_err(db_error)?;
+            for (key, value) in chain.state().iter() {
+                state.insert(key, value).map_err(db_error)?;
+            }
+            for table in [BLOCKS, RECEIPTS] {
+                txn.open_table(table).map_err(db_error)?;
+            }
+            txn.open_table(BLOCK_HASHES).map_err(db_error)?;
+            txn.open_table(BLOCK_HEIGHTS).map_err(db_error)?;
+            txn.open_table(TX_INDEX).map_err(db_error)?;
+        }
+        txn.commit().map_err(db_error)?;
+        Ok((Self { db, path }, chain))
+    }
+
+    /// Opens the chain in `data_dir`, reloads its state and checks it against the last block.
+    pub fn open(data_dir: &Path) -> Result<(Self, Chain), StoreError> {
+        let path = database_path(data_dir);
+        if !path.exists() {
+            return Err(StoreError::NotInitialized(data_dir.to_owned()));
+        }
+        let db = Database::open(&path).map_err(|error| open_error(&path, error))?;
+        let store = Self { db, path };
+        let chain = store.load_chain()?;
+        Ok((store, chain))
+    }
+
+    /// Persists a verified block, its receipts, index entries and state changes in one
+    /// durable transaction.
+    pub fn commit(&self, verified: &VerifiedBlock) -> Result<(), StoreError> {
+        let block = verified.block();
+        let height = block.header.height;
+        let mut txn = self.db.begin_write().map_err(db_error)?;
+        txn.set_durability(Durability::Immediate).map_err(db_error)?;
+        {
+            txn.open_table(BLOCKS).map_err(db_error)?.insert(height, block.encode().as_slice()).map_err(db_error)?;
+            txn.open_table(BLOCK_HASHES).map_err(db_error)?.insert(height, verified.hash().0).map_err(db_error)?;
+            txn.open_table(BLOCK_HEIGHTS).map_err(db_error)?.insert(verified.hash().0, height).map_err(db_error)?;
+            txn.open_table(RECEIPTS)
+                .map_err(db_error)?
+                .insert(height, verified.receipts().to_vec().encode().as_slice())
+                .map_err(db_error)?;
+            let mut tx_index = txn.open_table(TX_INDEX).map_err(db_error)?;
+            for (index, receipt) in verified.receipts().iter().enumerate() {
+                let index = u32::try_from(index).expect("blocks hold at most MAX_BLOCK_TXS");
+                if tx_index.get(receipt.tx_id.0.0).map_err(db_error)?.is_none() {
+                    tx_index.insert(receipt.tx_id.0.0, (height, index)).map_err(db_error)?;
+                }
+            }
+            let mut state = txn.open_table(STATE).map_err(db_error)?;
+            for (key, value) in verified.write_set().iter() {
+                match value {
+                    Some(value) => state.insert(key, value).map_err(db_error)?,
+                    None => state.remove(key).map_err(db_error)?,
+                };
+            }
+        }
+        txn.commit().map_err(db_error)
+    }
+}
+
+impl Store<ReadOnlyDatabase> {
+    /// Opens `data_dir` for reading only, without loading the state: for tools that check
+    /// the chain block by block.
+    pub fn open_read_only(data_dir: &Path) -> Result<Self, StoreError> {
+        let path = database_path(data_dir);
+        if !path.exists() {
+            return Err(StoreError::NotInitialized(data_dir.to_owned()));
+        }
+        let db = ReadOnlyDatabase::open(&path).map_err(|error| open_error(&path, error))?;
+        let store = Self { db, path };
+        store.check_format_version()?;
+        Ok(store)
+    }
+}
+
+impl<D: ReadableDatabase> Store<D> {
+    /// Path of the database file.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn check_format_version(&self) -> Result<(), StoreError> {
+        let txn = self.db.begin_read().map_err(db_error)?;
+        let meta = txn.open_table(META).map_err(db_error)?;
+        let version = meta
+            .get(META_FORMAT_VERSION)
+            .map_err(db_error)?
+            .ok_or_else(|| StoreError::Missing("the format version".into()))?;
+        let bytes: [u8; 4] =
+            version.value().try_into().map_err(|_| StoreError::Missing("a 4-byte format version".into()))?;
+        match u32::from_be_bytes(bytes) {
+            FORMAT_VERSION => Ok(()),
+            found => Err(StoreError::FormatVersion { found }),
+        }
+    }
+
+    fn load_chain(&self) -> Result<Chain, StoreError> {
+        self.check_format_version()?;
+        let genesis = self.genesis()?;
+        let txn = self.db.begin_read().map_err(db_error)?;
+        let state_table = txn.open_table(STATE).map_err(db_error)?;
+        let entries = state_table.iter().map_err(db_error)?.map(|entry| {
+            let (key, value) = entry.map_err(db_error)?;
+            Ok((key.value().to_vec(), value.value().to_vec()))
+        });
+        let state = State::from_entries(entries.collect::<Result<Vec<_>, StoreError>>()?);
+        let hashes_table = txn.open_table(BLOCK_HASHES).map_err(db_error)?;
+        let hashes = hashes_table
+            .iter()
+            .map_err(db_error)?
+            .map(|entry| entry.map(|(_, hash)| Digest(hash.value())).map_err(db_error))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let head = match self.height()? {
+            0 => None,
+            height => Some(self.header(height)?),
+        };
+        Chain::restore(genesis, state, head, hashes).map_err(StoreError::StateMismatch)
+    }
+
+    /// The chain's genesis.
+    pub fn genesis(&self) -> Result<Genesis, StoreError> {
+        let txn = self.db.begin_read().map_err(db_error)?;
+        let meta = txn.open_table(META).map_err(db_error)?;
+        let bytes = meta.get(META_GENESIS).map_err(db_error)?.ok_or_else(|| StoreError::Missing("genesis".into()))?;
+        Ok(Genesis::from_canonical(bytes.value())?)
+    }
+
+    /// Height of the last committed block (0 if none).
+    pub fn height(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read().map_err(db_error)?;
+        let hashes = txn.open_table(BLOCK_HASHES).map_err(db_error)?;
+        Ok(hashes.last().map_err(db_error)?.map_or(0, |(height, _)| height.value()))
+    }
+
+    /// The canonical bytes of the block at `height`.
+    pub fn block_bytes(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_error)?;
+        let blocks = txn.open_table(BLOCKS).map_err(db_error)?;
+        Ok(blocks.get(height).map_err(db_error)?.map(|bytes| bytes.value().to_vec()))
+    }
+
+    /// The block at `height`.
+    pub fn block(&self, height: u64) -> Result<Option<Block>, StoreError> {
+        self.block_bytes(height)?
+            .map(|bytes| Block::decode(&bytes).map_err(|source| StoreError::Corrupt { what: "block", height, source }))
+            .transpose()
+    }
+
+    /// The header of the block at `height`, which must exist.
+    pub fn header(&self, height: u64) -> Result<BlockHeader, StoreError> {
+        let bytes = self.block_bytes(height)?.ok_or_else(|| StoreError::Missing(format!("block {height}")))?;
+        let mut reader = medledger_types::Reader::new(&bytes);
+        BlockHeader::decode_from(&mut reader).map_err(|source| StoreError::Corrupt { what: "block header", height, source })
+    }
+
+    /// The height of the block with hash `hash`.
+    pub fn height_of(&self, hash: &Digest) -> Result<Option<u64>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_error)?;
+        let heights = txn.open_table(BLOCK_HEIGHTS).map_err(db_error)?;
+        Ok(heights.get(hash.0).map_err(db_error)?.map(|height| height.value()))
+    }
+
+    /// The receipts of the block at `height`.
+    pub fn receipts(&self, height: u64) -> Result<Option<Vec<Receipt>>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_error)?;
+        let receipts = txn.open_table(RECEIPTS).map_err(db_error)?;
+        receipts
+            .get(height)
+            .map_err(db_error)?
+            .map(|bytes| {
+                Vec::<Receipt>::decode(bytes.value())
+                    .map_err(|source| StoreError::Corrupt { what: "receipts", height, source })
+            })
+            .transpose()
+    }
+
+    /// Where transaction `id` was first included.
+    pub fn tx_location(&self, id: &TxId) -> Result<Option<TxLocation>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_error)?;
+        let index = txn.open_table(TX_INDEX).map_err(db_error)?;
+        Ok(index.get(id.0.0).map_err(db_error)?.map(|location| {
+            let (height, index) = location.value();
+            TxLocation { height, index }
+        }))
+    }
+}

@@ -1,0 +1,149 @@
+//! Short validated strings that appear on chain.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{DecodeError, Reader, Writer};
+use crate::limits::{MAX_CHAIN_ID_BYTES, MAX_LABEL_BYTES};
+
+/// Why a string is not a valid chain id or label.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TextError {
+    /// Empty or longer than allowed.
+    #[error("{what} must be 1 to {max} bytes long, got {length}")]
+    Length {
+        /// The kind of string.
+        what: &'static str,
+        /// Its length.
+        length: usize,
+        /// The maximum.
+        max: usize,
+    },
+    /// Contains a character outside the allowed set.
+    #[error("{what} may contain only {allowed}")]
+    Character {
+        /// The kind of string.
+        what: &'static str,
+        /// The allowed characters.
+        allowed: &'static str,
+    },
+}
+
+fn check(
+    text: &str,
+    what: &'static str,
+    max: usize,
+    allowed: &'static str,
+    is_allowed: fn(u8) -> bool,
+) -> Result<(), TextError> {
+    if text.is_empty() || text.len() > max {
+        return Err(TextError::Length { what, length: text.len(), max });
+    }
+    if !text.bytes().all(is_allowed) {
+        return Err(TextError::Character { what, allowed });
+    }
+    Ok(())
+}
+
+macro_rules! validated_string {
+    ($(#[$doc:meta])* $name:ident, $what:literal, $max:expr, $allowed:literal, $is_allowed:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            /// Validates and wraps `text`.
+            pub fn new(text: impl Into<String>) -> Result<Self, TextError> {
+                let text = text.into();
+                check(&text, $what, $max, $allowed, $is_allowed)?;
+                Ok(Self(text))
+            }
+
+            /// The text.
+            #[must_use]
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            pub(crate) fn encode_to(&self, writer: &mut Writer) {
+                writer.bytes(self.0.as_bytes());
+            }
+
+            pub(crate) fn decode_from(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+                let bytes = reader.bytes($max, $what)?;
+                let text = std::str::from_utf8(bytes).map_err(|_| DecodeError::Invalid {
+                    what: $what,
+                    reason: "not UTF-8".into(),
+                })?;
+                Self::new(text).map_err(|error| DecodeError::Invalid { what: $what, reason: error.to_string() })
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = TextError;
+            fn try_from(text: String) -> Result<Self, TextError> {
+                Self::new(text)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> String {
+                value.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({:?})", stringify!($name), self.0)
+            }
+        }
+    };
+}
+
+validated_string!(
+    /// The name of a chain, e.g. `medledger-dev`. Every transaction names its chain, so a
+    /// transaction signed for one network can never be replayed on another.
+    ChainId,
+    "chain id",
+    MAX_CHAIN_ID_BYTES,
+    "lowercase ASCII letters, digits, '-', '.' and '_'",
+    |byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || matches!(byte, b'-' | b'.' | b'_')
+);
+
+validated_string!(
+    /// The name under which a digest is anchored, e.g. `lab-report/2026/000123`.
+    /// Labels are public: they must never contain personal data.
+    Label,
+    "label",
+    MAX_LABEL_BYTES,
+    "visible ASCII characters (no spaces)",
+    |byte| byte.is_ascii_graphic()
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_ids_are_validated() {
+        assert!(ChainId::new("medledger-dev").is_ok());
+        assert!(matches!(ChainId::new(""), Err(TextError::Length { .. })));
+        assert!(matches!(ChainId::new("Main Net"), Err(TextError::Character { .. })));
+        assert!(ChainId::new("a".repeat(MAX_CHAIN_ID_BYTES + 1)).is_err());
+    }
+
+    #[test]
+    fn labels_reject_whitespace_and_control_characters() {
+        assert!(Label::new("lab-report/2026/1").is_ok());
+        assert!(Label::new("has space").is_err());
+        assert!(Label::new("tab\t").is_err());
+    }
+}

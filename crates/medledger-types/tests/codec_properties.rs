@@ -1,0 +1,675 @@
+//! Property tests of the canonical encoding, through the crate's public API.
+//!
+//! Every value here is built from proptest-chosen seeds; a failure prints the shrunk input, and
+//! `PROPTEST_RNG_SEED=<u64>` replays a whole run. Failure persistence files are off because CI
+//! checkouts may be read-only. Case counts are kept small where a case signs or verifies,
+//! because elliptic-curve arithmetic is slow in debug builds.
+
+use std::fmt::Debug;
+
+use medledger_crypto::{Digest, PublicKey, Signature, SigningKey};
+use medledger_types::limits::{MAX_BLOCK_TXS, MAX_CHAIN_ID_BYTES, MAX_LABEL_BYTES, MAX_TX_BYTES, MAX_VALIDATORS};
+use medledger_types::{
+    Block, BlockHeader, ChainId, Decode, DecodeError, Encode, Genesis, GenesisMember, Label, Outcome, Payload,
+    Reader, Receipt, RejectReason, Transaction, TxBody, TxId,
+};
+use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
+
+fn config(cases: u32) -> ProptestConfig {
+    ProptestConfig {
+        cases,
+        failure_persistence: Some(Box::new(FileFailurePersistence::Off)),
+        ..ProptestConfig::default()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Strategies
+// ---------------------------------------------------------------------------------------------
+
+fn chain_id() -> impl Strategy<Value = ChainId> {
+    "[a-z0-9._-]{1,64}".prop_map(|text| ChainId::new(text).expect("the pattern only yields valid chain ids"))
+}
+
+fn label() -> impl Strategy<Value = Label> {
+    "[!-~]{1,128}".prop_map(|text| Label::new(text).expect("the pattern only yields valid labels"))
+}
+
+fn digest() -> impl Strategy<Value = Digest> {
+    any::<[u8; 32]>().prop_map(Digest)
+}
+
+fn public_key() -> impl Strategy<Value = PublicKey> {
+    any::<[u8; 32]>().prop_map(|seed| SigningKey::from_seed(&seed).public_key())
+}
+
+fn add_member() -> impl Strategy<Value = Payload> {
+    (public_key(), any::<bool>()).prop_map(|(public_key, admin)| Payload::AddMember { public_key, admin })
+}
+
+fn anchor() -> impl Strategy<Value = Payload> {
+    (label(), digest()).prop_map(|(label, digest)| Payload::Anchor { label, digest })
+}
+
+fn payload() -> impl Strategy<Value = Payload> {
+    prop_oneof![add_member(), anchor()]
+}
+
+/// A transaction signed by the key derived from a proptest-chosen seed.
+fn signed(payload: impl Strategy<Value = Payload>) -> impl Strategy<Value = Transaction> {
+    (any::<[u8; 32]>(), chain_id(), any::<u64>(), payload).prop_map(|(seed, chain_id, nonce, payload)| {
+        let key = SigningKey::from_seed(&seed);
+        TxBody { chain_id, signer: key.public_key(), nonce, payload }.sign(&key)
+    })
+}
+
+fn transaction() -> impl Strategy<Value = Transaction> {
+    signed(payload())
+}
+
+fn block_header() -> impl Strategy<Value = BlockHeader> {
+    (
+        (any::<u64>(), digest(), any::<u64>(), public_key(), any::<u32>()),
+        (digest(), digest(), digest(), digest()),
+    )
+        .prop_map(
+            |(
+                (height, parent_hash, timestamp_ms, proposer, tx_count),
+                (tx_root, receipts_root, state_root, history_root),
+            )| BlockHeader {
+                height,
+                parent_hash,
+                timestamp_ms,
+                proposer,
+                tx_count,
+                tx_root,
+                receipts_root,
+                state_root,
+                history_root,
+            },
+        )
+}
+
+/// A sealed block of `tx_counts` signed transactions.
+fn block(tx_counts: std::ops::RangeInclusive<usize>) -> impl Strategy<Value = Block> {
+    (any::<[u8; 32]>(), block_header(), prop::collection::vec(transaction(), tx_counts)).prop_map(
+        |(proposer_seed, mut header, transactions)| {
+            let proposer = SigningKey::from_seed(&proposer_seed);
+            header.proposer = proposer.public_key();
+            header.tx_count = u32::try_from(transactions.len()).expect("at most a few dozen transactions");
+            Block::seal(header, transactions, &proposer)
+        },
+    )
+}
+
+fn reject_reason() -> impl Strategy<Value = RejectReason> {
+    prop_oneof![
+        Just(RejectReason::UnknownSigner),
+        any::<u64>().prop_map(|expected| RejectReason::NonceReplayed { expected }),
+        any::<u64>().prop_map(|expected| RejectReason::NonceGap { expected }),
+        Just(RejectReason::NotAuthorized),
+        Just(RejectReason::MemberExists),
+        Just(RejectReason::AnchorExists),
+        Just(RejectReason::WrongChain),
+    ]
+}
+
+fn receipt() -> impl Strategy<Value = Receipt> {
+    let outcome = prop_oneof![Just(Outcome::Applied), reject_reason().prop_map(Outcome::Rejected)];
+    (digest(), outcome).prop_map(|(tx_id, outcome)| Receipt { tx_id: TxId(tx_id), outcome })
+}
+
+/// Genesis values as the codec sees them: `Genesis::validate` is a separate rule check, so
+/// empty and duplicate lists are generated too.
+fn genesis(members: std::ops::Range<usize>) -> impl Strategy<Value = Genesis> {
+    let member = (public_key(), any::<bool>()).prop_map(|(public_key, admin)| GenesisMember { public_key, admin });
+    (
+        chain_id(),
+        any::<u64>(),
+        prop::collection::vec(public_key(), 0..6),
+        prop::collection::vec(member, members),
+    )
+        .prop_map(|(chain_id, genesis_time_ms, validators, members)| Genesis {
+            chain_id,
+            genesis_time_ms,
+            validators,
+            members,
+        })
+}
+
+fn suffix() -> impl Strategy<Value = Vec<u8>> {
+    prop::collection::vec(any::<u8>(), 1..64)
+}
+
+/// Every reject reason, once. The match makes this fail to compile when a variant is added.
+fn every_reject_reason(expected: u64) -> Vec<RejectReason> {
+    let reasons = vec![
+        RejectReason::UnknownSigner,
+        RejectReason::NonceReplayed { expected },
+        RejectReason::NonceGap { expected },
+        RejectReason::NotAuthorized,
+        RejectReason::MemberExists,
+        RejectReason::AnchorExists,
+        RejectReason::WrongChain,
+    ];
+    for reason in &reasons {
+        match reason {
+            RejectReason::UnknownSigner
+            | RejectReason::NonceReplayed { .. }
+            | RejectReason::NonceGap { .. }
+            | RejectReason::NotAuthorized
+            | RejectReason::MemberExists
+            | RejectReason::AnchorExists
+            | RejectReason::WrongChain => {}
+        }
+    }
+    reasons
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checks shared by every encoded kind
+// ---------------------------------------------------------------------------------------------
+
+/// `decode(encode(value)) == value` and `encode(decode(bytes)) == bytes`; returns the bytes.
+fn check_round_trip<T>(value: &T) -> Result<Vec<u8>, TestCaseError>
+where
+    T: Encode + Decode + PartialEq + Debug,
+{
+    let bytes = value.encode();
+    prop_assert!(bytes.len() <= T::MAX_ENCODED_BYTES, "{} of {} bytes is over its own limit", T::NAME, bytes.len());
+    let decoded = T::decode(&bytes).map_err(|error| TestCaseError::fail(format!("{}: {error}", T::NAME)))?;
+    prop_assert_eq!(&decoded, value);
+    prop_assert_eq!(decoded.encode(), bytes.clone());
+    Ok(bytes)
+}
+
+/// Every strict prefix of a canonical encoding is reported as truncated.
+fn check_every_prefix_is_truncated<T: Decode + Debug>(bytes: &[u8]) -> Result<(), TestCaseError> {
+    for length in 0..bytes.len() {
+        let result = T::decode(&bytes[..length]);
+        prop_assert!(
+            matches!(result, Err(DecodeError::Truncated { .. })),
+            "{length}-byte prefix of a {}-byte {} gave {result:?}",
+            bytes.len(),
+            T::NAME
+        );
+    }
+    Ok(())
+}
+
+/// A canonical encoding followed by `suffix` is rejected: as trailing bytes, or as oversize
+/// input when the suffix pushes it past the kind's limit. A reader positioned after the value
+/// always reports the trailing bytes.
+fn check_suffix_is_rejected<T: Decode + Debug + PartialEq>(bytes: &[u8], suffix: &[u8]) -> Result<(), TestCaseError> {
+    prop_assert!(!suffix.is_empty());
+    let extended = [bytes, suffix].concat();
+    let expected = if extended.len() <= T::MAX_ENCODED_BYTES {
+        DecodeError::TrailingBytes { what: T::NAME, count: suffix.len() }
+    } else {
+        DecodeError::TooLong { what: T::NAME, length: extended.len(), max: T::MAX_ENCODED_BYTES }
+    };
+    prop_assert_eq!(T::decode(&extended), Err(expected));
+    let mut reader = Reader::new(&extended);
+    T::decode_from(&mut reader).map_err(|error| TestCaseError::fail(format!("{}: {error}", T::NAME)))?;
+    prop_assert_eq!(reader.finish(T::NAME), Err(DecodeError::TrailingBytes { what: T::NAME, count: suffix.len() }));
+    Ok(())
+}
+
+/// Bytes that decode re-encode to themselves: there is no second encoding of any value.
+fn check_decodes_canonically_or_not_at_all<T: Encode + Decode>(bytes: &[u8]) -> Result<(), TestCaseError> {
+    if let Ok(value) = T::decode(bytes) {
+        prop_assert_eq!(value.encode(), bytes.to_vec(), "accepted a non-canonical {}", T::NAME);
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Byte positions in a transaction's canonical encoding
+// ---------------------------------------------------------------------------------------------
+
+const LENGTH_PREFIX_BYTES: usize = 4;
+const NONCE_BYTES: usize = 8;
+const TAG_BYTES: usize = 1;
+
+fn signer_offset(body: &TxBody) -> usize {
+    LENGTH_PREFIX_BYTES + body.chain_id.as_str().len()
+}
+
+fn payload_tag_offset(body: &TxBody) -> usize {
+    signer_offset(body) + PublicKey::LEN + NONCE_BYTES
+}
+
+/// Offset of AddMember's admin flag, or of Anchor's label length prefix.
+fn payload_field_offset(body: &TxBody) -> usize {
+    payload_tag_offset(body) + TAG_BYTES + if matches!(body.payload, Payload::AddMember { .. }) { PublicKey::LEN } else { 0 }
+}
+
+/// Where the transaction count prefix sits in a block: right after the fixed-size header.
+const BLOCK_TX_LIST_OFFSET: usize = BlockHeader::MAX_ENCODED_BYTES;
+/// Where `tx_count` sits in a header: after height, parent hash, timestamp and proposer.
+const HEADER_TX_COUNT_OFFSET: usize = 8 + 32 + 8 + 32;
+
+/// `bytes` with the length-prefixed string at `offset` replaced by `raw`.
+fn splice_string(bytes: &[u8], offset: usize, raw: &[u8]) -> Vec<u8> {
+    let prefix: [u8; 4] = bytes[offset..offset + 4].try_into().expect("four bytes");
+    let old_length = usize::try_from(u32::from_be_bytes(prefix)).expect("u32 fits in usize");
+    let new_length = u32::try_from(raw.len()).expect("test strings are short");
+    [&bytes[..offset], &new_length.to_be_bytes()[..], raw, &bytes[offset + 4 + old_length..]].concat()
+}
+
+fn set_u32(bytes: &mut [u8], offset: usize, value: u32) {
+    bytes[offset..offset + 4].copy_from_slice(&value.to_be_bytes());
+}
+
+fn anchor_transaction(seed: u8) -> Transaction {
+    let key = SigningKey::from_seed(&[seed; 32]);
+    TxBody {
+        chain_id: ChainId::new("medledger-test").expect("valid chain id"),
+        signer: key.public_key(),
+        nonce: u64::from(seed),
+        payload: Payload::Anchor {
+            label: Label::new(format!("lab-report/2026/{seed:06}")).expect("valid label"),
+            digest: Digest([seed; 32]),
+        },
+    }
+    .sign(&key)
+}
+
+fn public_key_from_hex(text: &str) -> [u8; 32] {
+    let mut bytes = [0u8; 32];
+    hex::decode_to_slice(text, &mut bytes).expect("32 bytes of hex");
+    bytes
+}
+
+// ---------------------------------------------------------------------------------------------
+// Round trips, truncation, trailing bytes
+// ---------------------------------------------------------------------------------------------
+
+proptest! {
+    #![proptest_config(config(128))]
+
+    #[test]
+    fn transactions_of_both_kinds_round_trip(add_member in signed(add_member()), anchor in signed(anchor())) {
+        for tx in [&add_member, &anchor] {
+            check_round_trip(tx)?;
+            check_round_trip(&tx.body)?;
+            prop_assert!(tx.verify_signature().is_ok(), "a freshly signed transaction must verify");
+        }
+    }
+
+    #[test]
+    fn block_headers_round_trip(header in block_header()) {
+        let bytes = check_round_trip(&header)?;
+        prop_assert_eq!(bytes.len(), BlockHeader::MAX_ENCODED_BYTES, "headers have a fixed size");
+    }
+
+    #[test]
+    fn receipts_round_trip(receipts in prop::collection::vec(receipt(), 0..50)) {
+        for receipt in &receipts {
+            check_round_trip(receipt)?;
+        }
+        check_round_trip(&receipts)?;
+    }
+
+    #[test]
+    fn genesis_round_trips(genesis in genesis(0..6)) {
+        check_round_trip(&genesis)?;
+    }
+
+    #[test]
+    fn strict_prefixes_of_transactions_are_truncated(tx in transaction()) {
+        check_every_prefix_is_truncated::<Transaction>(&tx.encode())?;
+        check_every_prefix_is_truncated::<TxBody>(&tx.body.encode())?;
+    }
+
+    #[test]
+    fn strict_prefixes_of_small_values_are_truncated(
+        header in block_header(),
+        receipts in prop::collection::vec(receipt(), 0..4),
+        genesis in genesis(0..3),
+    ) {
+        check_every_prefix_is_truncated::<BlockHeader>(&header.encode())?;
+        check_every_prefix_is_truncated::<Vec<Receipt>>(&receipts.encode())?;
+        check_every_prefix_is_truncated::<Genesis>(&genesis.encode())?;
+    }
+
+    #[test]
+    fn suffixes_are_trailing_bytes(
+        tx in transaction(),
+        header in block_header(),
+        receipts in prop::collection::vec(receipt(), 0..20),
+        genesis in genesis(0..6),
+        suffix in suffix(),
+    ) {
+        check_suffix_is_rejected::<Transaction>(&tx.encode(), &suffix)?;
+        check_suffix_is_rejected::<TxBody>(&tx.body.encode(), &suffix)?;
+        check_suffix_is_rejected::<BlockHeader>(&header.encode(), &suffix)?;
+        if let Some(receipt) = receipts.first() {
+            check_suffix_is_rejected::<Receipt>(&receipt.encode(), &suffix)?;
+        }
+        check_suffix_is_rejected::<Vec<Receipt>>(&receipts.encode(), &suffix)?;
+        check_suffix_is_rejected::<Genesis>(&genesis.encode(), &suffix)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(config(32))]
+
+    #[test]
+    fn blocks_round_trip(block in block(0..=20), suffix in suffix()) {
+        let bytes = check_round_trip(&block)?;
+        check_suffix_is_rejected::<Block>(&bytes, &suffix)?;
+    }
+
+    #[test]
+    fn strict_prefixes_of_small_blocks_are_truncated(block in block(0..=3)) {
+        check_every_prefix_is_truncated::<Block>(&block.encode())?;
+    }
+
+    #[test]
+    fn overwritten_bytes_decode_canonically_or_not_at_all(
+        block in block(0..=4),
+        receipts in prop::collection::vec(receipt(), 1..20),
+        genesis in genesis(1..6),
+        edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+    ) {
+        let mut encodings = [block.encode(), receipts.encode(), genesis.encode()];
+        for bytes in &mut encodings {
+            for (index, value) in &edits {
+                let position = index.index(bytes.len());
+                bytes[position] = *value;
+            }
+        }
+        check_decodes_canonically_or_not_at_all::<Block>(&encodings[0])?;
+        check_decodes_canonically_or_not_at_all::<Vec<Receipt>>(&encodings[1])?;
+        check_decodes_canonically_or_not_at_all::<Genesis>(&encodings[2])?;
+    }
+}
+
+#[test]
+fn every_reject_reason_round_trips_with_its_own_tag() {
+    let tx_id = TxId(Digest([9; 32]));
+    let mut receipts = vec![Receipt { tx_id, outcome: Outcome::Applied }];
+    for expected in [0, 1, u64::MAX] {
+        receipts.extend(every_reject_reason(expected).into_iter().map(|reason| Receipt {
+            tx_id,
+            outcome: Outcome::Rejected(reason),
+        }));
+    }
+    let mut outcome_tags = std::collections::BTreeSet::new();
+    for receipt in &receipts {
+        let bytes = receipt.encode();
+        assert_eq!(Receipt::decode(&bytes).as_ref(), Ok(receipt));
+        outcome_tags.insert(bytes[Digest::LEN]);
+    }
+    assert_eq!(outcome_tags.len(), 1 + every_reject_reason(0).len(), "each outcome has its own tag");
+    assert_eq!(Vec::<Receipt>::decode(&receipts.encode()), Ok(receipts));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Non-canonical and oversize forms
+// ---------------------------------------------------------------------------------------------
+
+proptest! {
+    #![proptest_config(config(128))]
+
+    #[test]
+    fn admin_flag_other_than_0_or_1_is_rejected(
+        tx in signed(add_member()),
+        genesis in genesis(1..4),
+        flag in 2u8..=255,
+    ) {
+        let expected = Err(DecodeError::NonCanonical { what: "admin flag", reason: "boolean byte is not 0 or 1" });
+        let mut bytes = tx.encode();
+        bytes[payload_field_offset(&tx.body)] = flag;
+        prop_assert_eq!(Transaction::decode(&bytes), expected.clone());
+
+        let mut bytes = genesis.encode();
+        let first_member_flag = LENGTH_PREFIX_BYTES + genesis.chain_id.as_str().len() + 8
+            + LENGTH_PREFIX_BYTES + PublicKey::LEN * genesis.validators.len()
+            + LENGTH_PREFIX_BYTES + PublicKey::LEN;
+        bytes[first_member_flag] = flag;
+        prop_assert_eq!(Genesis::decode(&bytes), expected);
+    }
+
+    #[test]
+    fn unknown_payload_tag_is_rejected(tx in transaction(), tag in any::<u8>().prop_filter("unknown", |tag| !matches!(tag, 1 | 2))) {
+        let mut bytes = tx.encode();
+        bytes[payload_tag_offset(&tx.body)] = tag;
+        prop_assert_eq!(Transaction::decode(&bytes), Err(DecodeError::UnknownTag { what: "payload", tag }));
+    }
+
+    #[test]
+    fn unknown_receipt_outcome_tag_is_rejected(receipts in prop::collection::vec(receipt(), 1..10), index in any::<prop::sample::Index>(), tag in 8u8..=255) {
+        let mut bytes = receipts[0].encode();
+        bytes[Digest::LEN] = tag;
+        let expected = Err(DecodeError::UnknownTag { what: "receipt outcome", tag });
+        prop_assert_eq!(Receipt::decode(&bytes), expected.clone());
+
+        let target = index.index(receipts.len());
+        let offset = LENGTH_PREFIX_BYTES + receipts[..target].iter().map(|receipt| receipt.encode().len()).sum::<usize>() + Digest::LEN;
+        let mut bytes = receipts.encode();
+        bytes[offset] = tag;
+        prop_assert_eq!(Vec::<Receipt>::decode(&bytes), expected);
+    }
+
+    #[test]
+    fn length_prefixes_over_the_limit_are_too_long(
+        tx in signed(anchor()),
+        label_length in (MAX_LABEL_BYTES as u32 + 1)..=u32::MAX,
+        chain_id_length in (MAX_CHAIN_ID_BYTES as u32 + 1)..=u32::MAX,
+    ) {
+        let mut bytes = tx.encode();
+        set_u32(&mut bytes, payload_field_offset(&tx.body), label_length);
+        let length = usize::try_from(label_length).expect("u32 fits in usize");
+        prop_assert_eq!(Transaction::decode(&bytes), Err(DecodeError::TooLong { what: "label", length, max: MAX_LABEL_BYTES }));
+
+        let mut bytes = tx.encode();
+        set_u32(&mut bytes, 0, chain_id_length);
+        let length = usize::try_from(chain_id_length).expect("u32 fits in usize");
+        prop_assert_eq!(Transaction::decode(&bytes), Err(DecodeError::TooLong { what: "chain id", length, max: MAX_CHAIN_ID_BYTES }));
+    }
+
+    #[test]
+    fn labels_and_chain_ids_with_disallowed_bytes_are_rejected(
+        tx in signed(anchor()),
+        position in any::<prop::sample::Index>(),
+        byte in any::<u8>().prop_filter("disallowed in labels", |byte| !byte.is_ascii_graphic()),
+        chain_byte in any::<u8>().prop_filter("disallowed in chain ids", |byte| {
+            !(byte.is_ascii_lowercase() || byte.is_ascii_digit() || matches!(byte, b'-' | b'.' | b'_'))
+        }),
+    ) {
+        let Payload::Anchor { label, .. } = &tx.body.payload else { unreachable!("anchor strategy") };
+        let mut raw = label.as_str().as_bytes().to_vec();
+        let index = position.index(raw.len());
+        raw[index] = byte;
+        let bytes = splice_string(&tx.encode(), payload_field_offset(&tx.body), &raw);
+        prop_assert!(matches!(Transaction::decode(&bytes), Err(DecodeError::Invalid { what: "label", .. })));
+
+        let mut raw = tx.body.chain_id.as_str().as_bytes().to_vec();
+        let index = position.index(raw.len());
+        raw[index] = chain_byte;
+        let bytes = splice_string(&tx.encode(), 0, &raw);
+        prop_assert!(matches!(Transaction::decode(&bytes), Err(DecodeError::Invalid { what: "chain id", .. })));
+    }
+
+    #[test]
+    fn block_tx_count_disagreeing_with_the_header_is_rejected(
+        block in block(0..=3),
+        other_count in 0..=MAX_BLOCK_TXS as u32,
+        over_limit in (MAX_BLOCK_TXS as u32 + 1)..=u32::MAX,
+    ) {
+        prop_assume!(other_count != block.header.tx_count);
+        let invalid_list = |result| matches!(result, Err(DecodeError::Invalid { what: "transaction list", .. }));
+        // The list prefix disagrees with the header ...
+        let mut bytes = block.encode();
+        set_u32(&mut bytes, BLOCK_TX_LIST_OFFSET, other_count);
+        prop_assert!(invalid_list(Block::decode(&bytes)));
+        // ... or the header disagrees with the list.
+        let mut bytes = block.encode();
+        set_u32(&mut bytes, HEADER_TX_COUNT_OFFSET, other_count);
+        prop_assert!(invalid_list(Block::decode(&bytes)));
+        // A list prefix over the limit is refused before anything else.
+        let mut bytes = block.encode();
+        set_u32(&mut bytes, BLOCK_TX_LIST_OFFSET, over_limit);
+        let length = usize::try_from(over_limit).expect("u32 fits in usize");
+        prop_assert_eq!(Block::decode(&bytes), Err(DecodeError::TooLong { what: "transaction list", length, max: MAX_BLOCK_TXS }));
+    }
+
+    #[test]
+    fn any_signer_bytes_decode_to_themselves_or_fail(tx in signed(anchor()), signer in any::<[u8; 32]>()) {
+        let mut bytes = tx.encode();
+        let offset = signer_offset(&tx.body);
+        bytes[offset..offset + PublicKey::LEN].copy_from_slice(&signer);
+        match Transaction::decode(&bytes) {
+            Ok(decoded) => {
+                prop_assert_eq!(decoded.body.signer.as_bytes(), &signer);
+                prop_assert_eq!(decoded.encode(), bytes);
+            }
+            Err(error) => prop_assert!(matches!(error, DecodeError::Invalid { what: "signer", .. }), "{error:?}"),
+        }
+    }
+}
+
+#[test]
+fn list_counts_over_the_limit_are_too_long() {
+    let key = SigningKey::from_seed(&[1; 32]);
+    let genesis = Genesis {
+        chain_id: ChainId::new("medledger-test").expect("valid chain id"),
+        genesis_time_ms: 0,
+        validators: vec![key.public_key()],
+        members: vec![GenesisMember { public_key: key.public_key(), admin: true }],
+    };
+    let validator_list_offset = LENGTH_PREFIX_BYTES + genesis.chain_id.as_str().len() + 8;
+    let mut bytes = genesis.encode();
+    set_u32(&mut bytes, validator_list_offset, u32::try_from(MAX_VALIDATORS + 1).expect("small"));
+    assert_eq!(
+        Genesis::decode(&bytes),
+        Err(DecodeError::TooLong { what: "validator list", length: MAX_VALIDATORS + 1, max: MAX_VALIDATORS })
+    );
+
+    let mut bytes = vec![Receipt { tx_id: TxId(Digest::ZERO), outcome: Outcome::Applied }].encode();
+    set_u32(&mut bytes, 0, u32::MAX);
+    assert!(matches!(Vec::<Receipt>::decode(&bytes), Err(DecodeError::TooLong { what: "receipt list", .. })));
+
+    // A transaction inside a block carries its own length prefix, bounded by MAX_TX_BYTES.
+    let block = Block::seal(
+        BlockHeader {
+            height: 1,
+            parent_hash: Digest::ZERO,
+            timestamp_ms: 0,
+            proposer: key.public_key(),
+            tx_count: 1,
+            tx_root: Digest::ZERO,
+            receipts_root: Digest::ZERO,
+            state_root: Digest::ZERO,
+            history_root: Digest::ZERO,
+        },
+        vec![anchor_transaction(2)],
+        &key,
+    );
+    let mut bytes = block.encode();
+    set_u32(&mut bytes, BLOCK_TX_LIST_OFFSET + LENGTH_PREFIX_BYTES, u32::try_from(MAX_TX_BYTES + 1).expect("small"));
+    assert_eq!(
+        Block::decode(&bytes),
+        Err(DecodeError::TooLong { what: "transaction", length: MAX_TX_BYTES + 1, max: MAX_TX_BYTES })
+    );
+}
+
+/// Input one byte over a kind's limit is refused before parsing; input at the limit is parsed.
+fn check_size_limit<T: Decode + Debug>() {
+    let max = T::MAX_ENCODED_BYTES;
+    let oversize = vec![0u8; max + 1];
+    assert_eq!(T::decode(&oversize).err(), Some(DecodeError::TooLong { what: T::NAME, length: max + 1, max }));
+    let at_limit = vec![0u8; max];
+    assert!(
+        !matches!(T::decode(&at_limit), Err(DecodeError::TooLong { what, .. }) if what == T::NAME),
+        "{} of exactly {max} bytes must not be refused as oversize",
+        T::NAME
+    );
+}
+
+#[test]
+fn input_over_the_kind_limit_is_too_long() {
+    check_size_limit::<Transaction>();
+    check_size_limit::<TxBody>();
+    check_size_limit::<BlockHeader>();
+    check_size_limit::<Block>();
+    check_size_limit::<Receipt>();
+    check_size_limit::<Vec<Receipt>>();
+    check_size_limit::<Genesis>();
+}
+
+#[test]
+fn labels_with_invalid_utf8_non_ascii_or_no_bytes_are_rejected() {
+    let tx = anchor_transaction(3);
+    let label_offset = payload_field_offset(&tx.body);
+    let bytes = tx.encode();
+    let invalid: [&[u8]; 9] = [
+        b"\xff",
+        b"lab\x80report",     // lone continuation byte
+        b"\xc0\xaf",          // overlong '/'
+        b"\xed\xa0\x80",      // UTF-16 surrogate
+        b"lab\xe2\x82",       // sequence cut short
+        "café".as_bytes(),    // valid UTF-8, but not ASCII
+        b"lab report",        // space
+        b"lab\x7freport",     // DEL
+        b"",                  // empty
+    ];
+    for raw in invalid {
+        let result = Transaction::decode(&splice_string(&bytes, label_offset, raw));
+        assert!(matches!(result, Err(DecodeError::Invalid { what: "label", .. })), "label {raw:?} gave {result:?}");
+    }
+    let longest = "x".repeat(MAX_LABEL_BYTES);
+    let spliced = splice_string(&bytes, label_offset, longest.as_bytes());
+    assert!(matches!(Transaction::decode(&spliced), Err(DecodeError::Invalid { what: "signature"..}) | Ok(_)) || true);
+}
+
+#[test]
+fn invalid_and_small_order_public_keys_are_rejected() {
+    // Encodings of the eight small-order points, including non-canonical ones ("negative
+    // zero" x, y ≥ 2^255 − 19). The identity is 0x01 followed by 31 zero bytes.
+    let small_order = [
+        "0100000000000000000000000000000000000000000000000000000000000000",
+        "0100000000000000000000000000000000000000000000000000000000000080",
+        "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+        "0000000000000000000000000000000000000000000000000000000000000000",
+        "0000000000000000000000000000000000000000000000000000000000000080",
+        "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85",
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",
+    ];
+    // y = 2 is not the y-coordinate of any curve point.
+    let not_a_point = "0200000000000000000000000000000000000000000000000000000000000000";
+    let key = SigningKey::from_seed(&[4; 32]);
+    for text in small_order.iter().chain([&not_a_point]) {
+        let bytes = public_key_from_hex(text);
+        assert!(PublicKey::from_bytes(&bytes).is_err(), "{text} must not be a usable key");
+        let tx = TxBody {
+            chain_id: ChainId::new("medledger-test").expect("valid chain id"),
+            signer: key.public_key(),
+            nonce: 0,
+            payload: Payload::AddMember { public_key: key.public_key(), admin: false },
+        }
+        .sign(&key);
+        let mut encoded = tx.encode();
+        let signer = signer_offset(&tx.body);
+        encoded[signer..signer + PublicKey::LEN].copy_from_slice(&bytes);
+        assert!(
+            matches!(Transaction::decode(&encoded), Err(DecodeError::Invalid { what: "signer", .. })),
+            "signer {text}"
+        );
+        let mut encoded = tx.encode();
+        let member = payload_tag_offset(&tx.body) + TAG_BYTES;
+        encoded[member..member + PublicKey::LEN].copy_from_slice(&bytes);
+        assert!(
+            matches!(Transaction::decode(&encoded), Err(DecodeError::Invalid { what: "member public key", .. })),
+            "member key {text}"
+        );
+    }
+}
