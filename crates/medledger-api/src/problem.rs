@@ -25,8 +25,18 @@ pub struct Problem {
 
 impl Problem {
     /// A problem of kind `slug` with an HTTP status.
-    pub fn new(status: StatusCode, slug: &str, title: &'static str, detail: impl Into<String>) -> Self {
-        Self { kind: format!("urn:medledger:problem:{slug}"), title, status: status.as_u16(), detail: detail.into() }
+    pub fn new(
+        status: StatusCode,
+        slug: &str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            kind: format!("urn:medledger:problem:{slug}"),
+            title,
+            status: status.as_u16(),
+            detail: detail.into(),
+        }
     }
 
     /// 400: the request is malformed.
@@ -42,7 +52,12 @@ impl Problem {
     /// 500: the node failed. Logged; the body does not leak internals.
     pub fn internal(error: &dyn std::fmt::Display) -> Self {
         tracing::error!(%error, "internal error serving a request");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", "the node failed to serve this request")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal error",
+            "the node failed to serve this request",
+        )
     }
 }
 
@@ -50,9 +65,13 @@ impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = (status, axum::Json(&self)).into_response();
-        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
     }
@@ -68,16 +87,40 @@ impl From<SubmitError> for Problem {
     fn from(error: SubmitError) -> Self {
         let detail = error.to_string();
         let (status, slug, title) = match error {
-            SubmitError::BadSignature => (StatusCode::UNPROCESSABLE_ENTITY, "bad-signature", "Bad signature"),
-            SubmitError::WrongChain { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "wrong-chain", "Wrong chain"),
-            SubmitError::UnknownSigner(_) => (StatusCode::FORBIDDEN, "unknown-signer", "Unknown signer"),
-            SubmitError::NonceReplayed { .. } => (StatusCode::CONFLICT, "nonce-replayed", "Nonce already used"),
-            SubmitError::NonceTooFarAhead { .. } => {
-                (StatusCode::UNPROCESSABLE_ENTITY, "nonce-too-far-ahead", "Nonce too far ahead")
+            SubmitError::BadSignature => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "bad-signature",
+                "Bad signature",
+            ),
+            SubmitError::WrongChain { .. } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "wrong-chain",
+                "Wrong chain",
+            ),
+            SubmitError::UnknownSigner(_) => {
+                (StatusCode::FORBIDDEN, "unknown-signer", "Unknown signer")
             }
-            SubmitError::AlreadyPending => (StatusCode::CONFLICT, "already-pending", "Already pending"),
-            SubmitError::AlreadyCommitted { .. } => (StatusCode::CONFLICT, "already-committed", "Already committed"),
-            SubmitError::MempoolFull { .. } => (StatusCode::SERVICE_UNAVAILABLE, "mempool-full", "Mempool full"),
+            SubmitError::NonceReplayed { .. } => {
+                (StatusCode::CONFLICT, "nonce-replayed", "Nonce already used")
+            }
+            SubmitError::NonceTooFarAhead { .. } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "nonce-too-far-ahead",
+                "Nonce too far ahead",
+            ),
+            SubmitError::AlreadyPending => {
+                (StatusCode::CONFLICT, "already-pending", "Already pending")
+            }
+            SubmitError::AlreadyCommitted { .. } => (
+                StatusCode::CONFLICT,
+                "already-committed",
+                "Already committed",
+            ),
+            SubmitError::MempoolFull { .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "mempool-full",
+                "Mempool full",
+            ),
             SubmitError::Store(message) => return Problem::internal(&message),
         };
         Problem::new(status, slug, title, detail)

@@ -10,6 +10,4 @@ mod keys;
 pub mod merkle;
 
 pub use hash::{Digest, DigestParseError, sha256, tagged_hash};
-pub use keys::{
-    KeyError, PublicKey, Signature, SignatureError, SigningKey, verify_batch,
-};
+pub use keys::{KeyError, PublicKey, Signature, SignatureError, SigningKey, verify_batch};

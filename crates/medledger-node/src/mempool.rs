@@ -38,7 +38,13 @@ impl Mempool {
     /// An empty pool.
     #[must_use]
     pub fn new(limits: MempoolLimits) -> Self {
-        Self { limits, by_signer: BTreeMap::new(), ids: HashSet::new(), bytes: 0, cursor: None }
+        Self {
+            limits,
+            by_signer: BTreeMap::new(),
+            ids: HashSet::new(),
+            bytes: 0,
+            cursor: None,
+        }
     }
 
     /// Number of transactions held.
@@ -78,26 +84,40 @@ impl Mempool {
     pub fn insert(&mut self, tx: VerifiedTx, next_nonce: u64) -> Result<(), SubmitError> {
         let body = &tx.tx().body;
         if body.nonce < next_nonce {
-            return Err(SubmitError::NonceReplayed { expected: next_nonce });
+            return Err(SubmitError::NonceReplayed {
+                expected: next_nonce,
+            });
         }
         if body.nonce - next_nonce >= MAX_NONCE_AHEAD {
-            return Err(SubmitError::NonceTooFarAhead { expected: next_nonce, max_ahead: MAX_NONCE_AHEAD });
+            return Err(SubmitError::NonceTooFarAhead {
+                expected: next_nonce,
+                max_ahead: MAX_NONCE_AHEAD,
+            });
         }
         if self.ids.contains(&tx.id()) {
             return Err(SubmitError::AlreadyPending);
         }
         let queued = self.by_signer.get(&body.signer);
         if queued.is_some_and(|queued| queued.contains_key(&body.nonce)) {
-            return Err(SubmitError::NonceReplayed { expected: self.pending_nonce(&body.signer, next_nonce) });
+            return Err(SubmitError::NonceReplayed {
+                expected: self.pending_nonce(&body.signer, next_nonce),
+            });
         }
-        if self.ids.len() >= self.limits.max_txs || self.bytes + tx.encoded().len() > self.limits.max_bytes {
-            return Err(SubmitError::MempoolFull { capacity: self.limits.max_txs });
+        if self.ids.len() >= self.limits.max_txs
+            || self.bytes + tx.encoded().len() > self.limits.max_bytes
+        {
+            return Err(SubmitError::MempoolFull {
+                capacity: self.limits.max_txs,
+            });
         }
         self.bytes += tx.encoded().len();
         self.ids.insert(tx.id());
         let signer = body.signer;
         let nonce = body.nonce;
-        self.by_signer.entry(signer).or_default().insert(nonce, Arc::new(tx));
+        self.by_signer
+            .entry(signer)
+            .or_default()
+            .insert(nonce, Arc::new(tx));
         Ok(())
     }
 
@@ -105,20 +125,34 @@ impl Mempool {
     /// run of nonces starting at its next nonce (`next_nonce` answers `None` for a signer that
     /// is no longer a member, whose transactions are skipped).
     #[must_use]
-    pub fn select(&mut self, max: usize, next_nonce: impl Fn(&PublicKey) -> Option<u64>) -> Vec<Arc<VerifiedTx>> {
+    pub fn select(
+        &mut self,
+        max: usize,
+        next_nonce: impl Fn(&PublicKey) -> Option<u64>,
+    ) -> Vec<Arc<VerifiedTx>> {
         let mut selected = Vec::with_capacity(max.min(self.len()));
-        let start = self.cursor.map_or(Bound::Unbounded, Bound::Excluded);
-        let signers = self.by_signer.range((start, Bound::Unbounded)).chain(self.by_signer.range((
-            Bound::Unbounded,
-            self.cursor.map_or(Bound::Unbounded, Bound::Included),
-        )));
+        // Start after the signer the previous block stopped at, wrapping around once.
+        type Queue = BTreeMap<u64, Arc<VerifiedTx>>;
+        let signers: Box<dyn Iterator<Item = (&PublicKey, &Queue)>> = match self.cursor {
+            Some(cursor) => Box::new(
+                self.by_signer
+                    .range((Bound::Excluded(cursor), Bound::Unbounded))
+                    .chain(
+                        self.by_signer
+                            .range((Bound::Unbounded, Bound::Included(cursor))),
+                    ),
+            ),
+            None => Box::new(self.by_signer.iter()),
+        };
         let mut last_signer = None;
         for (signer, queued) in signers {
             if selected.len() >= max {
                 break;
             }
             last_signer = Some(*signer);
-            let Some(mut expected) = next_nonce(signer) else { continue };
+            let Some(mut expected) = next_nonce(signer) else {
+                continue;
+            };
             for (nonce, tx) in queued.range(expected..) {
                 if *nonce != expected || selected.len() >= max {
                     break;
@@ -141,7 +175,9 @@ impl Mempool {
         next_nonce: impl Fn(&PublicKey) -> Option<u64>,
     ) {
         for signer in signers {
-            let Some(queued) = self.by_signer.get_mut(signer) else { continue };
+            let Some(queued) = self.by_signer.get_mut(signer) else {
+                continue;
+            };
             let keep_from = next_nonce(signer).unwrap_or(u64::MAX);
             let kept = queued.split_off(&keep_from);
             for tx in std::mem::replace(queued, kept).into_values() {

@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 
 use medledger_crypto::Digest;
 use medledger_state::{BlockError, Chain, State, VerifiedBlock};
-use medledger_types::{Block, BlockHeader, Decode, DecodeError, Encode, Genesis, GenesisError, Receipt, TxId};
+use medledger_types::{
+    Block, BlockHeader, Decode, DecodeError, Encode, Genesis, GenesisError, Receipt, TxId,
+};
 use redb::{Database, Durability, ReadOnlyDatabase, ReadableDatabase, ReadableTable};
 
 /// Version of the on-disk layout below; bumped on any incompatible change.
@@ -32,13 +34,16 @@ pub mod tables {
     /// Height → canonical block bytes.
     pub const BLOCKS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("blocks");
     /// Height → block hash.
-    pub const BLOCK_HASHES: TableDefinition<'_, u64, [u8; 32]> = TableDefinition::new("block_hashes");
+    pub const BLOCK_HASHES: TableDefinition<'_, u64, [u8; 32]> =
+        TableDefinition::new("block_hashes");
     /// Block hash → height.
-    pub const BLOCK_HEIGHTS: TableDefinition<'_, [u8; 32], u64> = TableDefinition::new("block_heights");
+    pub const BLOCK_HEIGHTS: TableDefinition<'_, [u8; 32], u64> =
+        TableDefinition::new("block_heights");
     /// Height → canonical receipt list.
     pub const RECEIPTS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("receipts");
     /// Transaction id → (height, index in block) of its first inclusion.
-    pub const TX_INDEX: TableDefinition<'_, [u8; 32], (u64, u32)> = TableDefinition::new("tx_index");
+    pub const TX_INDEX: TableDefinition<'_, [u8; 32], (u64, u32)> =
+        TableDefinition::new("tx_index");
     /// State key → value.
     pub const STATE: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("state");
 }
@@ -58,7 +63,9 @@ pub enum StoreError {
     #[error("{0} already holds a chain; refusing to overwrite it")]
     AlreadyInitialized(PathBuf),
     /// Another process has the database open.
-    #[error("{0} is in use by another process (a running node?); stop it or ask the node with --node")]
+    #[error(
+        "{0} is in use by another process (a running node?); stop it or ask the node with --node"
+    )]
     InUse(PathBuf),
     /// The file was written by an incompatible version.
     #[error("store format version {found}, but this medledger reads version {FORMAT_VERSION}")]
@@ -118,6 +125,9 @@ pub struct Store<D = Database> {
     path: PathBuf,
 }
 
+/// A store opened read-only, for offline tools.
+pub type ReadOnlyStore = Store<ReadOnlyDatabase>;
+
 /// Path of the database file in a data directory.
 #[must_use]
 pub fn database_path(data_dir: &Path) -> PathBuf {
@@ -135,8 +145,10 @@ impl Store<Database> {
     /// Creates a new chain in `data_dir` (created if missing) from `genesis`.
     pub fn create(data_dir: &Path, genesis: &Genesis) -> Result<(Self, Chain), StoreError> {
         genesis.validate()?;
-        std::fs::create_dir_all(data_dir)
-            .map_err(|source| StoreError::Io { path: data_dir.to_owned(), source })?;
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::Io {
+            path: data_dir.to_owned(),
+            source,
+        })?;
         let path = database_path(data_dir);
         if path.exists() {
             return Err(StoreError::AlreadyInitialized(data_dir.to_owned()));
@@ -144,11 +156,14 @@ impl Store<Database> {
         let db = Database::create(&path).map_err(|error| open_error(&path, error))?;
         let chain = Chain::from_genesis(genesis.clone());
         let mut txn = db.begin_write().map_err(db_error)?;
-        txn.set_durability(Durability::Immediate).map_err(db_error)?;
+        txn.set_durability(Durability::Immediate)
+            .map_err(db_error)?;
         {
             let mut meta = txn.open_table(META).map_err(db_error)?;
-            meta.insert(META_FORMAT_VERSION, FORMAT_VERSION.to_be_bytes().as_slice()).map_err(db_error)?;
-            meta.insert(META_GENESIS, genesis.encode().as_slice()).map_err(db_error)?;
+            meta.insert(META_FORMAT_VERSION, FORMAT_VERSION.to_be_bytes().as_slice())
+                .map_err(db_error)?;
+            meta.insert(META_GENESIS, genesis.encode().as_slice())
+                .map_err(db_error)?;
             let mut state = txn.open_table(STATE).map_err(db_error)?;
             for (key, value) in chain.state().iter() {
                 state.insert(key, value).map_err(db_error)?;
@@ -182,11 +197,21 @@ impl Store<Database> {
         let block = verified.block();
         let height = block.header.height;
         let mut txn = self.db.begin_write().map_err(db_error)?;
-        txn.set_durability(Durability::Immediate).map_err(db_error)?;
+        txn.set_durability(Durability::Immediate)
+            .map_err(db_error)?;
         {
-            txn.open_table(BLOCKS).map_err(db_error)?.insert(height, block.encode().as_slice()).map_err(db_error)?;
-            txn.open_table(BLOCK_HASHES).map_err(db_error)?.insert(height, verified.hash().0).map_err(db_error)?;
-            txn.open_table(BLOCK_HEIGHTS).map_err(db_error)?.insert(verified.hash().0, height).map_err(db_error)?;
+            txn.open_table(BLOCKS)
+                .map_err(db_error)?
+                .insert(height, block.encode().as_slice())
+                .map_err(db_error)?;
+            txn.open_table(BLOCK_HASHES)
+                .map_err(db_error)?
+                .insert(height, verified.hash().0)
+                .map_err(db_error)?;
+            txn.open_table(BLOCK_HEIGHTS)
+                .map_err(db_error)?
+                .insert(verified.hash().0, height)
+                .map_err(db_error)?;
             txn.open_table(RECEIPTS)
                 .map_err(db_error)?
                 .insert(height, verified.receipts().to_vec().encode().as_slice())
@@ -195,7 +220,9 @@ impl Store<Database> {
             for (index, receipt) in verified.receipts().iter().enumerate() {
                 let index = u32::try_from(index).expect("blocks hold at most MAX_BLOCK_TXS");
                 if tx_index.get(receipt.tx_id.0.0).map_err(db_error)?.is_none() {
-                    tx_index.insert(receipt.tx_id.0.0, (height, index)).map_err(db_error)?;
+                    tx_index
+                        .insert(receipt.tx_id.0.0, (height, index))
+                        .map_err(db_error)?;
                 }
             }
             let mut state = txn.open_table(STATE).map_err(db_error)?;
@@ -239,8 +266,10 @@ impl<D: ReadableDatabase> Store<D> {
             .get(META_FORMAT_VERSION)
             .map_err(db_error)?
             .ok_or_else(|| StoreError::Missing("the format version".into()))?;
-        let bytes: [u8; 4] =
-            version.value().try_into().map_err(|_| StoreError::Missing("a 4-byte format version".into()))?;
+        let bytes: [u8; 4] = version
+            .value()
+            .try_into()
+            .map_err(|_| StoreError::Missing("a 4-byte format version".into()))?;
         match u32::from_be_bytes(bytes) {
             FORMAT_VERSION => Ok(()),
             found => Err(StoreError::FormatVersion { found }),
@@ -261,7 +290,11 @@ impl<D: ReadableDatabase> Store<D> {
         let hashes = hashes_table
             .iter()
             .map_err(db_error)?
-            .map(|entry| entry.map(|(_, hash)| Digest(hash.value())).map_err(db_error))
+            .map(|entry| {
+                entry
+                    .map(|(_, hash)| Digest(hash.value()))
+                    .map_err(db_error)
+            })
             .collect::<Result<Vec<_>, StoreError>>()?;
         let head = match self.height()? {
             0 => None,
@@ -274,7 +307,10 @@ impl<D: ReadableDatabase> Store<D> {
     pub fn genesis(&self) -> Result<Genesis, StoreError> {
         let txn = self.db.begin_read().map_err(db_error)?;
         let meta = txn.open_table(META).map_err(db_error)?;
-        let bytes = meta.get(META_GENESIS).map_err(db_error)?.ok_or_else(|| StoreError::Missing("genesis".into()))?;
+        let bytes = meta
+            .get(META_GENESIS)
+            .map_err(db_error)?
+            .ok_or_else(|| StoreError::Missing("genesis".into()))?;
         Ok(Genesis::from_canonical(bytes.value())?)
     }
 
@@ -282,35 +318,56 @@ impl<D: ReadableDatabase> Store<D> {
     pub fn height(&self) -> Result<u64, StoreError> {
         let txn = self.db.begin_read().map_err(db_error)?;
         let hashes = txn.open_table(BLOCK_HASHES).map_err(db_error)?;
-        Ok(hashes.last().map_err(db_error)?.map_or(0, |(height, _)| height.value()))
+        Ok(hashes
+            .last()
+            .map_err(db_error)?
+            .map_or(0, |(height, _)| height.value()))
     }
 
     /// The canonical bytes of the block at `height`.
     pub fn block_bytes(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
         let txn = self.db.begin_read().map_err(db_error)?;
         let blocks = txn.open_table(BLOCKS).map_err(db_error)?;
-        Ok(blocks.get(height).map_err(db_error)?.map(|bytes| bytes.value().to_vec()))
+        Ok(blocks
+            .get(height)
+            .map_err(db_error)?
+            .map(|bytes| bytes.value().to_vec()))
     }
 
     /// The block at `height`.
     pub fn block(&self, height: u64) -> Result<Option<Block>, StoreError> {
         self.block_bytes(height)?
-            .map(|bytes| Block::decode(&bytes).map_err(|source| StoreError::Corrupt { what: "block", height, source }))
+            .map(|bytes| {
+                Block::decode(&bytes).map_err(|source| StoreError::Corrupt {
+                    what: "block",
+                    height,
+                    source,
+                })
+            })
             .transpose()
     }
 
     /// The header of the block at `height`, which must exist.
     pub fn header(&self, height: u64) -> Result<BlockHeader, StoreError> {
-        let bytes = self.block_bytes(height)?.ok_or_else(|| StoreError::Missing(format!("block {height}")))?;
+        let bytes = self
+            .block_bytes(height)?
+            .ok_or_else(|| StoreError::Missing(format!("block {height}")))?;
         let mut reader = medledger_types::Reader::new(&bytes);
-        BlockHeader::decode_from(&mut reader).map_err(|source| StoreError::Corrupt { what: "block header", height, source })
+        BlockHeader::decode_from(&mut reader).map_err(|source| StoreError::Corrupt {
+            what: "block header",
+            height,
+            source,
+        })
     }
 
     /// The height of the block with hash `hash`.
     pub fn height_of(&self, hash: &Digest) -> Result<Option<u64>, StoreError> {
         let txn = self.db.begin_read().map_err(db_error)?;
         let heights = txn.open_table(BLOCK_HEIGHTS).map_err(db_error)?;
-        Ok(heights.get(hash.0).map_err(db_error)?.map(|height| height.value()))
+        Ok(heights
+            .get(hash.0)
+            .map_err(db_error)?
+            .map(|height| height.value()))
     }
 
     /// The receipts of the block at `height`.
@@ -321,8 +378,11 @@ impl<D: ReadableDatabase> Store<D> {
             .get(height)
             .map_err(db_error)?
             .map(|bytes| {
-                Vec::<Receipt>::decode(bytes.value())
-                    .map_err(|source| StoreError::Corrupt { what: "receipts", height, source })
+                Vec::<Receipt>::decode(bytes.value()).map_err(|source| StoreError::Corrupt {
+                    what: "receipts",
+                    height,
+                    source,
+                })
             })
             .transpose()
     }

@@ -6,8 +6,8 @@
 //! enum variant. Decoding rejects truncated input, trailing bytes, oversize fields and every
 //! non-canonical form, so each value has exactly one encoding and each encoding one value.
 
-pub mod codec;
 mod block;
+pub mod codec;
 mod genesis;
 pub mod limits;
 mod text;

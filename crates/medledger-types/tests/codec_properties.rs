@@ -8,10 +8,12 @@
 use std::fmt::Debug;
 
 use medledger_crypto::{Digest, PublicKey, Signature, SigningKey};
-use medledger_types::limits::{MAX_BLOCK_TXS, MAX_CHAIN_ID_BYTES, MAX_LABEL_BYTES, MAX_TX_BYTES, MAX_VALIDATORS};
+use medledger_types::limits::{
+    MAX_BLOCK_TXS, MAX_CHAIN_ID_BYTES, MAX_LABEL_BYTES, MAX_TX_BYTES, MAX_VALIDATORS,
+};
 use medledger_types::{
-    Block, BlockHeader, ChainId, Decode, DecodeError, Encode, Genesis, GenesisMember, Label, Outcome, Payload,
-    Reader, Receipt, RejectReason, Transaction, TxBody, TxId,
+    Block, BlockHeader, ChainId, Decode, DecodeError, Encode, Genesis, GenesisMember, Label,
+    Outcome, Payload, Reader, Receipt, RejectReason, Transaction, TxBody, TxId,
 };
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
@@ -29,7 +31,8 @@ fn config(cases: u32) -> ProptestConfig {
 // ---------------------------------------------------------------------------------------------
 
 fn chain_id() -> impl Strategy<Value = ChainId> {
-    "[a-z0-9._-]{1,64}".prop_map(|text| ChainId::new(text).expect("the pattern only yields valid chain ids"))
+    "[a-z0-9._-]{1,64}"
+        .prop_map(|text| ChainId::new(text).expect("the pattern only yields valid chain ids"))
 }
 
 fn label() -> impl Strategy<Value = Label> {
@@ -45,7 +48,8 @@ fn public_key() -> impl Strategy<Value = PublicKey> {
 }
 
 fn add_member() -> impl Strategy<Value = Payload> {
-    (public_key(), any::<bool>()).prop_map(|(public_key, admin)| Payload::AddMember { public_key, admin })
+    (public_key(), any::<bool>())
+        .prop_map(|(public_key, admin)| Payload::AddMember { public_key, admin })
 }
 
 fn anchor() -> impl Strategy<Value = Payload> {
@@ -58,10 +62,18 @@ fn payload() -> impl Strategy<Value = Payload> {
 
 /// A transaction signed by the key derived from a proptest-chosen seed.
 fn signed(payload: impl Strategy<Value = Payload>) -> impl Strategy<Value = Transaction> {
-    (any::<[u8; 32]>(), chain_id(), any::<u64>(), payload).prop_map(|(seed, chain_id, nonce, payload)| {
-        let key = SigningKey::from_seed(&seed);
-        TxBody { chain_id, signer: key.public_key(), nonce, payload }.sign(&key)
-    })
+    (any::<[u8; 32]>(), chain_id(), any::<u64>(), payload).prop_map(
+        |(seed, chain_id, nonce, payload)| {
+            let key = SigningKey::from_seed(&seed);
+            TxBody {
+                chain_id,
+                signer: key.public_key(),
+                nonce,
+                payload,
+            }
+            .sign(&key)
+        },
+    )
 }
 
 fn transaction() -> impl Strategy<Value = Transaction> {
@@ -70,7 +82,13 @@ fn transaction() -> impl Strategy<Value = Transaction> {
 
 fn block_header() -> impl Strategy<Value = BlockHeader> {
     (
-        (any::<u64>(), digest(), any::<u64>(), public_key(), any::<u32>()),
+        (
+            any::<u64>(),
+            digest(),
+            any::<u64>(),
+            public_key(),
+            any::<u32>(),
+        ),
         (digest(), digest(), digest(), digest()),
     )
         .prop_map(
@@ -93,14 +111,18 @@ fn block_header() -> impl Strategy<Value = BlockHeader> {
 
 /// A sealed block of `tx_counts` signed transactions.
 fn block(tx_counts: std::ops::RangeInclusive<usize>) -> impl Strategy<Value = Block> {
-    (any::<[u8; 32]>(), block_header(), prop::collection::vec(transaction(), tx_counts)).prop_map(
-        |(proposer_seed, mut header, transactions)| {
+    (
+        any::<[u8; 32]>(),
+        block_header(),
+        prop::collection::vec(transaction(), tx_counts),
+    )
+        .prop_map(|(proposer_seed, mut header, transactions)| {
             let proposer = SigningKey::from_seed(&proposer_seed);
             header.proposer = proposer.public_key();
-            header.tx_count = u32::try_from(transactions.len()).expect("at most a few dozen transactions");
+            header.tx_count =
+                u32::try_from(transactions.len()).expect("at most a few dozen transactions");
             Block::seal(header, transactions, &proposer)
-        },
-    )
+        })
 }
 
 fn reject_reason() -> impl Strategy<Value = RejectReason> {
@@ -116,14 +138,21 @@ fn reject_reason() -> impl Strategy<Value = RejectReason> {
 }
 
 fn receipt() -> impl Strategy<Value = Receipt> {
-    let outcome = prop_oneof![Just(Outcome::Applied), reject_reason().prop_map(Outcome::Rejected)];
-    (digest(), outcome).prop_map(|(tx_id, outcome)| Receipt { tx_id: TxId(tx_id), outcome })
+    let outcome = prop_oneof![
+        Just(Outcome::Applied),
+        reject_reason().prop_map(Outcome::Rejected)
+    ];
+    (digest(), outcome).prop_map(|(tx_id, outcome)| Receipt {
+        tx_id: TxId(tx_id),
+        outcome,
+    })
 }
 
 /// Genesis values as the codec sees them: `Genesis::validate` is a separate rule check, so
 /// empty and duplicate lists are generated too.
 fn genesis(members: std::ops::Range<usize>) -> impl Strategy<Value = Genesis> {
-    let member = (public_key(), any::<bool>()).prop_map(|(public_key, admin)| GenesisMember { public_key, admin });
+    let member = (public_key(), any::<bool>())
+        .prop_map(|(public_key, admin)| GenesisMember { public_key, admin });
     (
         chain_id(),
         any::<u64>(),
@@ -177,8 +206,14 @@ where
     T: Encode + Decode + PartialEq + Debug,
 {
     let bytes = value.encode();
-    prop_assert!(bytes.len() <= T::MAX_ENCODED_BYTES, "{} of {} bytes is over its own limit", T::NAME, bytes.len());
-    let decoded = T::decode(&bytes).map_err(|error| TestCaseError::fail(format!("{}: {error}", T::NAME)))?;
+    prop_assert!(
+        bytes.len() <= T::MAX_ENCODED_BYTES,
+        "{} of {} bytes is over its own limit",
+        T::NAME,
+        bytes.len()
+    );
+    let decoded =
+        T::decode(&bytes).map_err(|error| TestCaseError::fail(format!("{}: {error}", T::NAME)))?;
     prop_assert_eq!(&decoded, value);
     prop_assert_eq!(decoded.encode(), bytes.clone());
     Ok(bytes)
@@ -201,25 +236,49 @@ fn check_every_prefix_is_truncated<T: Decode + Debug>(bytes: &[u8]) -> Result<()
 /// A canonical encoding followed by `suffix` is rejected: as trailing bytes, or as oversize
 /// input when the suffix pushes it past the kind's limit. A reader positioned after the value
 /// always reports the trailing bytes.
-fn check_suffix_is_rejected<T: Decode + Debug + PartialEq>(bytes: &[u8], suffix: &[u8]) -> Result<(), TestCaseError> {
+fn check_suffix_is_rejected<T: Decode + Debug + PartialEq>(
+    bytes: &[u8],
+    suffix: &[u8],
+) -> Result<(), TestCaseError> {
     prop_assert!(!suffix.is_empty());
     let extended = [bytes, suffix].concat();
     let expected = if extended.len() <= T::MAX_ENCODED_BYTES {
-        DecodeError::TrailingBytes { what: T::NAME, count: suffix.len() }
+        DecodeError::TrailingBytes {
+            what: T::NAME,
+            count: suffix.len(),
+        }
     } else {
-        DecodeError::TooLong { what: T::NAME, length: extended.len(), max: T::MAX_ENCODED_BYTES }
+        DecodeError::TooLong {
+            what: T::NAME,
+            length: extended.len(),
+            max: T::MAX_ENCODED_BYTES,
+        }
     };
     prop_assert_eq!(T::decode(&extended), Err(expected));
     let mut reader = Reader::new(&extended);
-    T::decode_from(&mut reader).map_err(|error| TestCaseError::fail(format!("{}: {error}", T::NAME)))?;
-    prop_assert_eq!(reader.finish(T::NAME), Err(DecodeError::TrailingBytes { what: T::NAME, count: suffix.len() }));
+    T::decode_from(&mut reader)
+        .map_err(|error| TestCaseError::fail(format!("{}: {error}", T::NAME)))?;
+    prop_assert_eq!(
+        reader.finish(T::NAME),
+        Err(DecodeError::TrailingBytes {
+            what: T::NAME,
+            count: suffix.len()
+        })
+    );
     Ok(())
 }
 
 /// Bytes that decode re-encode to themselves: there is no second encoding of any value.
-fn check_decodes_canonically_or_not_at_all<T: Encode + Decode>(bytes: &[u8]) -> Result<(), TestCaseError> {
+fn check_decodes_canonically_or_not_at_all<T: Encode + Decode>(
+    bytes: &[u8],
+) -> Result<(), TestCaseError> {
     if let Ok(value) = T::decode(bytes) {
-        prop_assert_eq!(value.encode(), bytes.to_vec(), "accepted a non-canonical {}", T::NAME);
+        prop_assert_eq!(
+            value.encode(),
+            bytes.to_vec(),
+            "accepted a non-canonical {}",
+            T::NAME
+        );
     }
     Ok(())
 }
@@ -242,7 +301,13 @@ fn payload_tag_offset(body: &TxBody) -> usize {
 
 /// Offset of AddMember's admin flag, or of Anchor's label length prefix.
 fn payload_field_offset(body: &TxBody) -> usize {
-    payload_tag_offset(body) + TAG_BYTES + if matches!(body.payload, Payload::AddMember { .. }) { PublicKey::LEN } else { 0 }
+    payload_tag_offset(body)
+        + TAG_BYTES
+        + if matches!(body.payload, Payload::AddMember { .. }) {
+            PublicKey::LEN
+        } else {
+            0
+        }
 }
 
 /// Where the transaction count prefix sits in a block: right after the fixed-size header.
@@ -255,7 +320,13 @@ fn splice_string(bytes: &[u8], offset: usize, raw: &[u8]) -> Vec<u8> {
     let prefix: [u8; 4] = bytes[offset..offset + 4].try_into().expect("four bytes");
     let old_length = usize::try_from(u32::from_be_bytes(prefix)).expect("u32 fits in usize");
     let new_length = u32::try_from(raw.len()).expect("test strings are short");
-    [&bytes[..offset], &new_length.to_be_bytes()[..], raw, &bytes[offset + 4 + old_length..]].concat()
+    [
+        &bytes[..offset],
+        &new_length.to_be_bytes()[..],
+        raw,
+        &bytes[offset + 4 + old_length..],
+    ]
+    .concat()
 }
 
 fn set_u32(bytes: &mut [u8], offset: usize, value: u32) {
@@ -390,12 +461,19 @@ proptest! {
 #[test]
 fn every_reject_reason_round_trips_with_its_own_tag() {
     let tx_id = TxId(Digest([9; 32]));
-    let mut receipts = vec![Receipt { tx_id, outcome: Outcome::Applied }];
+    let mut receipts = vec![Receipt {
+        tx_id,
+        outcome: Outcome::Applied,
+    }];
     for expected in [0, 1, u64::MAX] {
-        receipts.extend(every_reject_reason(expected).into_iter().map(|reason| Receipt {
-            tx_id,
-            outcome: Outcome::Rejected(reason),
-        }));
+        receipts.extend(
+            every_reject_reason(expected)
+                .into_iter()
+                .map(|reason| Receipt {
+                    tx_id,
+                    outcome: Outcome::Rejected(reason),
+                }),
+        );
     }
     let mut outcome_tags = std::collections::BTreeSet::new();
     for receipt in &receipts {
@@ -403,7 +481,11 @@ fn every_reject_reason_round_trips_with_its_own_tag() {
         assert_eq!(Receipt::decode(&bytes).as_ref(), Ok(receipt));
         outcome_tags.insert(bytes[Digest::LEN]);
     }
-    assert_eq!(outcome_tags.len(), 1 + every_reject_reason(0).len(), "each outcome has its own tag");
+    assert_eq!(
+        outcome_tags.len(),
+        1 + every_reject_reason(0).len(),
+        "each outcome has its own tag"
+    );
     assert_eq!(Vec::<Receipt>::decode(&receipts.encode()), Ok(receipts));
 }
 
@@ -539,19 +621,40 @@ fn list_counts_over_the_limit_are_too_long() {
         chain_id: ChainId::new("medledger-test").expect("valid chain id"),
         genesis_time_ms: 0,
         validators: vec![key.public_key()],
-        members: vec![GenesisMember { public_key: key.public_key(), admin: true }],
+        members: vec![GenesisMember {
+            public_key: key.public_key(),
+            admin: true,
+        }],
     };
     let validator_list_offset = LENGTH_PREFIX_BYTES + genesis.chain_id.as_str().len() + 8;
     let mut bytes = genesis.encode();
-    set_u32(&mut bytes, validator_list_offset, u32::try_from(MAX_VALIDATORS + 1).expect("small"));
+    set_u32(
+        &mut bytes,
+        validator_list_offset,
+        u32::try_from(MAX_VALIDATORS + 1).expect("small"),
+    );
     assert_eq!(
         Genesis::decode(&bytes),
-        Err(DecodeError::TooLong { what: "validator list", length: MAX_VALIDATORS + 1, max: MAX_VALIDATORS })
+        Err(DecodeError::TooLong {
+            what: "validator list",
+            length: MAX_VALIDATORS + 1,
+            max: MAX_VALIDATORS
+        })
     );
 
-    let mut bytes = vec![Receipt { tx_id: TxId(Digest::ZERO), outcome: Outcome::Applied }].encode();
+    let mut bytes = vec![Receipt {
+        tx_id: TxId(Digest::ZERO),
+        outcome: Outcome::Applied,
+    }]
+    .encode();
     set_u32(&mut bytes, 0, u32::MAX);
-    assert!(matches!(Vec::<Receipt>::decode(&bytes), Err(DecodeError::TooLong { what: "receipt list", .. })));
+    assert!(matches!(
+        Vec::<Receipt>::decode(&bytes),
+        Err(DecodeError::TooLong {
+            what: "receipt list",
+            ..
+        })
+    ));
 
     // A transaction inside a block carries its own length prefix, bounded by MAX_TX_BYTES.
     let block = Block::seal(
@@ -570,10 +673,18 @@ fn list_counts_over_the_limit_are_too_long() {
         &key,
     );
     let mut bytes = block.encode();
-    set_u32(&mut bytes, BLOCK_TX_LIST_OFFSET + LENGTH_PREFIX_BYTES, u32::try_from(MAX_TX_BYTES + 1).expect("small"));
+    set_u32(
+        &mut bytes,
+        BLOCK_TX_LIST_OFFSET + LENGTH_PREFIX_BYTES,
+        u32::try_from(MAX_TX_BYTES + 1).expect("small"),
+    );
     assert_eq!(
         Block::decode(&bytes),
-        Err(DecodeError::TooLong { what: "transaction", length: MAX_TX_BYTES + 1, max: MAX_TX_BYTES })
+        Err(DecodeError::TooLong {
+            what: "transaction",
+            length: MAX_TX_BYTES + 1,
+            max: MAX_TX_BYTES
+        })
     );
 }
 
@@ -581,7 +692,14 @@ fn list_counts_over_the_limit_are_too_long() {
 fn check_size_limit<T: Decode + Debug>() {
     let max = T::MAX_ENCODED_BYTES;
     let oversize = vec![0u8; max + 1];
-    assert_eq!(T::decode(&oversize).err(), Some(DecodeError::TooLong { what: T::NAME, length: max + 1, max }));
+    assert_eq!(
+        T::decode(&oversize).err(),
+        Some(DecodeError::TooLong {
+            what: T::NAME,
+            length: max + 1,
+            max
+        })
+    );
     let at_limit = vec![0u8; max];
     assert!(
         !matches!(T::decode(&at_limit), Err(DecodeError::TooLong { what, .. }) if what == T::NAME),
@@ -608,22 +726,32 @@ fn labels_with_invalid_utf8_non_ascii_or_no_bytes_are_rejected() {
     let bytes = tx.encode();
     let invalid: [&[u8]; 9] = [
         b"\xff",
-        b"lab\x80report",     // lone continuation byte
-        b"\xc0\xaf",          // overlong '/'
-        b"\xed\xa0\x80",      // UTF-16 surrogate
-        b"lab\xe2\x82",       // sequence cut short
-        "café".as_bytes(),    // valid UTF-8, but not ASCII
-        b"lab report",        // space
-        b"lab\x7freport",     // DEL
-        b"",                  // empty
+        b"lab\x80report",  // lone continuation byte
+        b"\xc0\xaf",       // overlong '/'
+        b"\xed\xa0\x80",   // UTF-16 surrogate
+        b"lab\xe2\x82",    // sequence cut short
+        "café".as_bytes(), // valid UTF-8, but not ASCII
+        b"lab report",     // space
+        b"lab\x7freport",  // DEL
+        b"",               // empty
     ];
     for raw in invalid {
         let result = Transaction::decode(&splice_string(&bytes, label_offset, raw));
-        assert!(matches!(result, Err(DecodeError::Invalid { what: "label", .. })), "label {raw:?} gave {result:?}");
+        assert!(
+            matches!(result, Err(DecodeError::Invalid { what: "label", .. })),
+            "label {raw:?} gave {result:?}"
+        );
     }
     let longest = "x".repeat(MAX_LABEL_BYTES);
     let spliced = splice_string(&bytes, label_offset, longest.as_bytes());
-    assert!(matches!(Transaction::decode(&spliced), Err(DecodeError::Invalid { what: "signature"..}) | Ok(_)) || true);
+    assert!(
+        matches!(
+            Transaction::decode(&spliced),
+            Err(DecodeError::Invalid {
+                what: "signature"..
+            }) | Ok(_)
+        ) || true
+    );
 }
 
 #[test]
@@ -649,26 +777,41 @@ fn invalid_and_small_order_public_keys_are_rejected() {
     let key = SigningKey::from_seed(&[4; 32]);
     for text in small_order.iter().chain([&not_a_point]) {
         let bytes = public_key_from_hex(text);
-        assert!(PublicKey::from_bytes(&bytes).is_err(), "{text} must not be a usable key");
+        assert!(
+            PublicKey::from_bytes(&bytes).is_err(),
+            "{text} must not be a usable key"
+        );
         let tx = TxBody {
             chain_id: ChainId::new("medledger-test").expect("valid chain id"),
             signer: key.public_key(),
             nonce: 0,
-            payload: Payload::AddMember { public_key: key.public_key(), admin: false },
+            payload: Payload::AddMember {
+                public_key: key.public_key(),
+                admin: false,
+            },
         }
         .sign(&key);
         let mut encoded = tx.encode();
         let signer = signer_offset(&tx.body);
         encoded[signer..signer + PublicKey::LEN].copy_from_slice(&bytes);
         assert!(
-            matches!(Transaction::decode(&encoded), Err(DecodeError::Invalid { what: "signer", .. })),
+            matches!(
+                Transaction::decode(&encoded),
+                Err(DecodeError::Invalid { what: "signer", .. })
+            ),
             "signer {text}"
         );
         let mut encoded = tx.encode();
         let member = payload_tag_offset(&tx.body) + TAG_BYTES;
         encoded[member..member + PublicKey::LEN].copy_from_slice(&bytes);
         assert!(
-            matches!(Transaction::decode(&encoded), Err(DecodeError::Invalid { what: "member public key", .. })),
+            matches!(
+                Transaction::decode(&encoded),
+                Err(DecodeError::Invalid {
+                    what: "member public key",
+                    ..
+                })
+            ),
             "member key {text}"
         );
     }

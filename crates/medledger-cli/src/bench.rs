@@ -1,0 +1,236 @@
+//! `medledger bench`: end-to-end performance measurements on this machine.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Subcommand};
+use medledger_crypto::{SigningKey, sha256};
+use medledger_node::{Node, NodeConfig, SubmitError};
+use medledger_store::Store;
+use medledger_types::{ChainId, Genesis, GenesisMember, Label, Payload, Transaction, TxBody};
+
+use crate::run::Producer;
+use crate::{Cli, CliError};
+
+/// Longest an ingest run may take before it gives up: every benchmark stops by itself.
+const MAX_INGEST_DURATION: Duration = Duration::from_secs(600);
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Signed transactions through admission (signature verification), block building
+    /// (execution and state root), and durable commit on one node, end to end.
+    Ingest(IngestArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Transactions to ingest.
+    #[arg(long, default_value_t = 200_000)]
+    txs: usize,
+    /// Distinct signing members.
+    #[arg(long, default_value_t = 1_000)]
+    signers: usize,
+    /// Transactions per block.
+    #[arg(long, default_value_t = 2_000)]
+    block_txs: usize,
+    /// Longest wait before a partial block is built.
+    #[arg(long, default_value_t = 20)]
+    block_interval_ms: u64,
+    /// Threads submitting transactions (and signing them beforehand).
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Transactions per batch submission (one batch signature verification each).
+    #[arg(long, default_value_t = 256)]
+    batch: usize,
+    /// Seed for keys and transactions.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+pub fn run(cli: &Cli, command: &BenchCommand) -> Result<(), CliError> {
+    match command {
+        BenchCommand::Ingest(args) => ingest(cli, args),
+    }
+}
+
+fn seeded_key(seed: u64, purpose: &str, index: usize) -> SigningKey {
+    SigningKey::from_seed(&sha256(format!("medledger-bench/{seed}/{purpose}/{index}").as_bytes()).0)
+}
+
+fn ingest(cli: &Cli, args: &IngestArgs) -> Result<(), CliError> {
+    if args.signers == 0 || args.threads == 0 || args.batch == 0 || args.txs == 0 {
+        return Err(CliError::Usage(
+            "--txs, --signers, --threads and --batch must be positive".into(),
+        ));
+    }
+    let temporary = tempfile::Builder::new()
+        .prefix("medledger-bench-")
+        .tempdir()
+        .map_err(CliError::io("temporary directory"))?;
+    let data_dir: PathBuf = cli
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| temporary.path().to_owned());
+    let chain_id = ChainId::new("medledger-bench").expect("valid chain id");
+    let node_key = seeded_key(args.seed, "node", 0);
+    let signers: Vec<SigningKey> = (0..args.signers)
+        .map(|index| seeded_key(args.seed, "signer", index))
+        .collect();
+    let genesis = Genesis {
+        chain_id: chain_id.clone(),
+        genesis_time_ms: 0,
+        validators: vec![node_key.public_key()],
+        members: signers
+            .iter()
+            .enumerate()
+            .map(|(index, key)| GenesisMember {
+                public_key: key.public_key(),
+                admin: index == 0,
+            })
+            .collect(),
+    };
+    let (store, chain) = Store::create(&data_dir, &genesis)?;
+    let config = NodeConfig {
+        block_interval_ms: args.block_interval_ms,
+        max_block_txs: args.block_txs,
+        ..NodeConfig::default()
+    };
+    let node = Arc::new(Node::new(store, chain, node_key, config)?);
+
+    let signing_started = Instant::now();
+    let per_thread = sign_transactions(args, &chain_id, &signers);
+    let signing = signing_started.elapsed();
+    eprintln!(
+        "signed {} transactions in {:.2} s (not part of the measurement)",
+        args.txs,
+        signing.as_secs_f64()
+    );
+
+    let started = Instant::now();
+    let producer = Producer::start(&node);
+    let committed = std::thread::scope(|scope| {
+        for txs in per_thread {
+            let node = Arc::clone(&node);
+            scope.spawn(move || submit_all(&node, txs, args.batch, started));
+        }
+        watch_commits(&node, args.txs, started)
+    });
+    let elapsed = started.elapsed();
+    producer.stop()?;
+    let (blocks, transactions) = committed?;
+    let rate = transactions as f64 / elapsed.as_secs_f64();
+    println!(
+        "ingest: {transactions} transactions in {blocks} blocks in {:.2} s = {rate:.0} tx/s (verify + apply + durable commit)",
+        elapsed.as_secs_f64()
+    );
+    println!(
+        "machine: {} cores, {}",
+        std::thread::available_parallelism().map_or(1, usize::from),
+        cpu_model()
+    );
+    Ok(())
+}
+
+/// Anchor transactions, pre-signed and split so each thread submits whole signers in nonce order.
+fn sign_transactions(
+    args: &IngestArgs,
+    chain_id: &ChainId,
+    signers: &[SigningKey],
+) -> Vec<Vec<Transaction>> {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..args.threads)
+            .map(|thread| {
+                scope.spawn(move || {
+                    (0..args.txs)
+                        .filter(|index| (index % signers.len()) % args.threads == thread)
+                        .map(|index| {
+                            let key = &signers[index % signers.len()];
+                            let nonce = (index / signers.len()) as u64;
+                            let label = Label::new(format!("bench/{}/{index}", args.seed))
+                                .expect("valid label");
+                            let payload = Payload::Anchor {
+                                label,
+                                digest: sha256(&index.to_be_bytes()),
+                            };
+                            TxBody {
+                                chain_id: chain_id.clone(),
+                                signer: key.public_key(),
+                                nonce,
+                                payload,
+                            }
+                            .sign(key)
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| handle.join().expect("signing threads do not panic"))
+            .collect()
+    })
+}
+
+/// Submits in batches, retrying (bounded in time) while the mempool is full.
+fn submit_all(node: &Node, txs: Vec<Transaction>, batch: usize, started: Instant) {
+    let mut pending: Vec<Transaction> = txs;
+    pending.reverse();
+    while !pending.is_empty() && started.elapsed() < MAX_INGEST_DURATION {
+        let chunk: Vec<Transaction> = (0..batch).map_while(|_| pending.pop()).collect();
+        let results = node.submit_batch(chunk.clone());
+        let mut retry = Vec::new();
+        for (tx, result) in chunk.into_iter().zip(results) {
+            match result {
+                Ok(_) => {}
+                Err(SubmitError::MempoolFull { .. }) => retry.push(tx),
+                Err(error) => panic!("benchmark transaction refused: {error}"),
+            }
+        }
+        if !retry.is_empty() {
+            pending.extend(retry.into_iter().rev());
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+/// Prints each committed block and returns (blocks, transactions) once `expected` are in.
+fn watch_commits(node: &Node, expected: usize, started: Instant) -> Result<(u64, usize), CliError> {
+    let mut seen_height = 0;
+    let mut transactions = 0usize;
+    let mut stdout = std::io::stdout().lock();
+    while transactions < expected {
+        if started.elapsed() > MAX_INGEST_DURATION {
+            return Err(CliError::Remote(format!(
+                "ingest did not finish within {MAX_INGEST_DURATION:?}"
+            )));
+        }
+        let height = node.with_chain(medledger_state::Chain::height);
+        for committed in seen_height + 1..=height {
+            transactions += node.store().header(committed)?.tx_count as usize;
+            // Flushed per block: crash tests read these lines as the acknowledged heights.
+            writeln!(
+                stdout,
+                "committed height {committed} ({transactions} transactions)"
+            )
+            .and_then(|()| stdout.flush())
+            .ok();
+        }
+        seen_height = height;
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    Ok((seen_height, transactions))
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|line| line.starts_with("model name"))
+                .and_then(|line| line.split(':').nth(1))
+                .map(|model| model.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}

@@ -1,0 +1,74 @@
+//! `node.toml`: how one node runs.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use medledger_node::NodeConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::CliError;
+
+/// The node configuration file. Relative paths are relative to the file's directory.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeFile {
+    /// Data directory holding `chain.redb`.
+    pub data_dir: PathBuf,
+    /// Address the HTTP API listens on.
+    pub listen: SocketAddr,
+    /// The node's validator key (PKCS#8 PEM, mode 0600).
+    pub key_file: PathBuf,
+    /// Longest wait before pending transactions go into a block.
+    #[serde(default = "defaults::block_interval_ms")]
+    pub block_interval_ms: u64,
+    /// Most transactions per block.
+    #[serde(default = "defaults::max_block_txs")]
+    pub max_block_txs: usize,
+    /// Mempool capacity in transactions.
+    #[serde(default = "defaults::mempool_max_txs")]
+    pub mempool_max_txs: usize,
+}
+
+mod defaults {
+    use medledger_node::NodeConfig;
+
+    pub fn block_interval_ms() -> u64 {
+        NodeConfig::default().block_interval_ms
+    }
+    pub fn max_block_txs() -> usize {
+        NodeConfig::default().max_block_txs
+    }
+    pub fn mempool_max_txs() -> usize {
+        NodeConfig::default().mempool_max_txs
+    }
+}
+
+impl NodeFile {
+    /// Reads and checks a config file, resolving relative paths against its directory.
+    pub fn load(path: &Path) -> Result<Self, CliError> {
+        let text = std::fs::read_to_string(path).map_err(CliError::io(path))?;
+        let mut file: NodeFile = toml::from_str(&text)
+            .map_err(|error| CliError::Config(format!("{}: {error}", path.display())))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        file.data_dir = base.join(&file.data_dir);
+        file.key_file = base.join(&file.key_file);
+        Ok(file)
+    }
+
+    /// Writes the file.
+    pub fn save(&self, path: &Path) -> Result<(), CliError> {
+        let text =
+            toml::to_string_pretty(self).map_err(|error| CliError::Config(error.to_string()))?;
+        std::fs::write(path, text).map_err(CliError::io(path))
+    }
+
+    /// The node settings.
+    pub fn node_config(&self) -> NodeConfig {
+        NodeConfig {
+            block_interval_ms: self.block_interval_ms,
+            max_block_txs: self.max_block_txs,
+            mempool_max_txs: self.mempool_max_txs,
+            ..NodeConfig::default()
+        }
+    }
+}

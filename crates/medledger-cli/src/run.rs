@@ -1,0 +1,127 @@
+//! `medledger node`: run a node from its config, and the serving loop `dev` shares.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+
+use clap::Args;
+use medledger_crypto::SigningKey;
+use medledger_node::{Node, NodeConfig};
+use medledger_store::{Store, StoreError};
+
+use crate::CliError;
+use crate::config::NodeFile;
+
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// The node's config file (written by `medledger init`).
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// Listen here instead of the config's address.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+}
+
+pub fn run(args: &NodeArgs) -> Result<(), CliError> {
+    let file = NodeFile::load(&args.config)?;
+    let key = SigningKey::load(&file.key_file)?;
+    let node = open_node(&file.data_dir, key, file.node_config())?;
+    let listener = bind(args.listen.unwrap_or(file.listen))?;
+    println!(
+        "MedLedger node listening on http://{}",
+        local_addr(&listener)?
+    );
+    serve(&node, listener)
+}
+
+/// Opens the store (checking it) and wraps it in a node.
+pub fn open_node(
+    data_dir: &std::path::Path,
+    key: SigningKey,
+    config: NodeConfig,
+) -> Result<Arc<Node>, CliError> {
+    let (store, chain) = Store::open(data_dir)?;
+    tracing::info!(height = chain.height(), state_root = %chain.state().root(), "store opened and checked");
+    Ok(Arc::new(Node::new(store, chain, key, config)?))
+}
+
+/// Binds the API address.
+pub fn bind(address: SocketAddr) -> Result<TcpListener, CliError> {
+    let listener = TcpListener::bind(address)
+        .map_err(|error| CliError::Config(format!("cannot listen on {address}: {error}")))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|error| CliError::Config(format!("listener: {error}")))?;
+    Ok(listener)
+}
+
+/// The bound address (useful with port 0).
+pub fn local_addr(listener: &TcpListener) -> Result<SocketAddr, CliError> {
+    listener
+        .local_addr()
+        .map_err(|error| CliError::Config(format!("listener: {error}")))
+}
+
+/// The block producer on its own thread (it does blocking fsyncs).
+pub struct Producer {
+    node: Arc<Node>,
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<Result<(), StoreError>>,
+}
+
+impl Producer {
+    /// Starts producing blocks.
+    pub fn start(node: &Arc<Node>) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = std::thread::Builder::new()
+            .name("block-producer".into())
+            .spawn({
+                let node = Arc::clone(node);
+                let stop = Arc::clone(&stop);
+                move || node.run_producer(&stop)
+            })
+            .expect("spawning the producer thread");
+        Self {
+            node: Arc::clone(node),
+            stop,
+            thread,
+        }
+    }
+
+    /// Stops after the block in progress, if any.
+    pub fn stop(self) -> Result<(), CliError> {
+        self.stop.store(true, Ordering::Release);
+        self.node.wake_producer();
+        self.thread
+            .join()
+            .map_err(|_| CliError::Remote("the block producer panicked".into()))?
+            .map_err(CliError::from)
+    }
+}
+
+/// Serves the API and produces blocks until Ctrl-C or SIGTERM.
+pub fn serve(node: &Arc<Node>, listener: TcpListener) -> Result<(), CliError> {
+    let producer = Producer::start(node);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| CliError::Config(format!("tokio runtime: {error}")))?;
+    let served = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        medledger_api::serve(Arc::clone(node), listener, shutdown_signal()).await
+    });
+    tracing::info!("shutting down");
+    producer.stop()?;
+    served.map_err(|error| CliError::Config(format!("API server: {error}")))
+}
+
+async fn shutdown_signal() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}
