@@ -11,3 +11,4 @@ pub mod merkle;
 
 pub use hash::{Digest, DigestParseError, sha256, tagged_hash};
 pub use keys::{KeyError, PublicKey, Signature, SignatureError, SigningKey, verify_batch};
+pub use merkle::{ConsistencyProof, InclusionProof, MerkleTree, ProofError};

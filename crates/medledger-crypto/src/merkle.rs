@@ -772,7 +772,7 @@ mod tests {
     #[test]
     fn consistency_proofs_match_the_reference_vectors() {
         let tree = reference_tree();
-        let vectors = [
+        let vectors: [(usize, usize, Vec<&str>); 4] = [
             (1, 1, vec![]),
             (
                 2,
@@ -802,11 +802,11 @@ mod tests {
         ];
         for (first_size, second_size, path) in vectors {
             let proof = tree
-                .consistency_proof(first_size, second_size)
+                .consistency_proof(first_size as u64, second_size as u64)
                 .expect("sizes are in range");
             assert_eq!(proof.path, digests(&path), "{first_size} -> {second_size}");
-            let first_root = digest(REFERENCE_ROOTS[first_size as usize]);
-            let second_root = digest(REFERENCE_ROOTS[second_size as usize]);
+            let first_root = digest(REFERENCE_ROOTS[first_size]);
+            let second_root = digest(REFERENCE_ROOTS[second_size]);
             assert_eq!(proof.verify(&first_root, &second_root), Ok(()));
         }
     }
@@ -836,7 +836,8 @@ mod tests {
                 let proof = tree
                     .inclusion_proof(leaf_index, second_size)
                     .expect("in range");
-                assert_eq!(proof.verify(&l[leaf_index as usize], &second_root), Ok(()));
+                let leaf = tree.leaf(leaf_index).expect("leaf exists");
+                assert_eq!(proof.verify(&leaf, &second_root), Ok(()));
             }
             for first_size in 1..=second_size {
                 let first_root = tree.root_at(first_size).expect("in range");

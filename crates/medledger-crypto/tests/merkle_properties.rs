@@ -294,6 +294,15 @@ fn resized_paths(path: &[Digest], foreign: Digest) -> Vec<Vec<Digest>> {
     paths
 }
 
+/// The error for a path with hashes removed or added: the RFC's length checks must catch it
+/// before any root comparison, and name the length the sizes call for.
+fn wrong_length(genuine: &[Digest], tampered: &[Digest]) -> ProofError {
+    ProofError::WrongPathLength {
+        expected_hashes: genuine.len(),
+        actual_hashes: tampered.len(),
+    }
+}
+
 fn tampered_inclusion_fails(
     tree: &MerkleTree,
     leaf_index: u64,
@@ -307,11 +316,19 @@ fn tampered_inclusion_fails(
         audit_path,
         ..proof.clone()
     };
-    for path in
-        bit_flips(&proof.audit_path).chain(resized_paths(&proof.audit_path, sha256(b"foreign")))
-    {
+    for path in bit_flips(&proof.audit_path) {
+        let result = with_path(path.clone()).verify(&leaf, &root);
         prop_assert!(
-            with_path(path.clone()).verify(&leaf, &root).is_err(),
+            matches!(result, Err(ProofError::RootMismatch { .. })),
+            "path {:?}",
+            path
+        );
+    }
+    for path in resized_paths(&proof.audit_path, sha256(b"foreign")) {
+        let result = with_path(path.clone()).verify(&leaf, &root);
+        prop_assert_eq!(
+            result,
+            Err(wrong_length(&proof.audit_path, &path)),
             "path {:?}",
             path
         );
@@ -354,9 +371,13 @@ fn tampered_inclusion_fails(
             other_leaf
         );
     }
+    // In a one-leaf tree the leaf is the root, hence the filter.
+    let other_roots = [empty_root_of(tree), leaf]
+        .into_iter()
+        .filter(|&other| other != root);
     for wrong_root in bit_flips(&[root])
         .map(|flipped| flipped[0])
-        .chain([empty_root_of(tree), leaf])
+        .chain(other_roots)
     {
         prop_assert!(
             proof.verify(&leaf, &wrong_root).is_err(),
@@ -384,11 +405,19 @@ fn tampered_consistency_fails(
         path,
         ..proof.clone()
     };
-    for path in bit_flips(&proof.path).chain(resized_paths(&proof.path, sha256(b"foreign"))) {
-        prop_assert!(
-            with_path(path.clone())
-                .verify(&first_root, &second_root)
-                .is_err(),
+    for path in bit_flips(&proof.path) {
+        let result = with_path(path.clone()).verify(&first_root, &second_root);
+        let root_mismatch = matches!(
+            result,
+            Err(ProofError::FirstRootMismatch { .. } | ProofError::SecondRootMismatch { .. })
+        );
+        prop_assert!(root_mismatch, "path {:?}", path);
+    }
+    for path in resized_paths(&proof.path, sha256(b"foreign")) {
+        let result = with_path(path.clone()).verify(&first_root, &second_root);
+        prop_assert_eq!(
+            result,
+            Err(wrong_length(&proof.path, &path)),
             "path {:?}",
             path
         );

@@ -1,0 +1,198 @@
+//! Shared helpers for the end-to-end tests: real `medledger` processes on loopback.
+
+#![allow(dead_code, reason = "each test binary uses a different subset of the helpers")]
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use medledger_crypto::SigningKey;
+use serde_json::Value;
+
+/// Longest a node may take to start listening.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The `medledger` binary under test.
+pub fn medledger() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_medledger"));
+    command.env("MEDLEDGER_LOG", "warn").env_remove("MEDLEDGER_NODE");
+    command
+}
+
+/// Runs `medledger` with `args` to completion.
+pub fn run(args: &[&str]) -> Output {
+    medledger().args(args).stdin(Stdio::null()).output().expect("running medledger")
+}
+
+/// A child process whose stdout lines arrive on a channel; killed when dropped.
+pub struct Process {
+    pub child: Child,
+    pub lines: mpsc::Receiver<String>,
+}
+
+impl Process {
+    /// Starts `medledger` with `args`, reading stdout in the background.
+    pub fn spawn(args: &[&str]) -> Self {
+        let mut child = medledger()
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawning medledger");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (sender, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self { child, lines }
+    }
+
+    /// The next stdout line that satisfies `accept`, within `timeout`.
+    pub fn wait_for_line(&self, timeout: Duration, accept: impl Fn(&str) -> bool) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) if accept(&line) => return Some(line),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+        None
+    }
+
+    /// Kills the process with SIGKILL and reaps it.
+    pub fn kill(&mut self) {
+        let _already_exited = self.child.kill();
+        let _reaped = self.child.wait();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A `medledger dev` node on a loopback port chosen by the OS.
+pub struct DevNode {
+    pub process: Process,
+    pub url: String,
+    pub data_dir: tempfile::TempDir,
+}
+
+impl DevNode {
+    /// Starts a dev chain (demo identities and transactions) in a fresh temporary directory.
+    pub fn start() -> Self {
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let dir = data_dir.path().to_str().expect("utf-8 temp path").to_owned();
+        let process = Process::spawn(&["dev", "--data-dir", &dir, "--listen", "127.0.0.1:0", "--block-interval-ms", "20"]);
+        let line = process
+            .wait_for_line(STARTUP_TIMEOUT, |line| line.contains("listening on http://"))
+            .expect("the dev node starts listening");
+        let url = line.rsplit(' ').next().expect("the line ends with the URL").to_owned();
+        Self { process, url, data_dir }
+    }
+
+    /// Path of a demo key file.
+    pub fn key_path(&self, name: &str) -> PathBuf {
+        self.data_dir.path().join("keys").join(format!("{name}.pem"))
+    }
+
+    /// A demo key.
+    pub fn key(&self, name: &str) -> SigningKey {
+        SigningKey::load(&self.key_path(name)).expect("demo key")
+    }
+
+    /// Data directory path as a string.
+    pub fn dir(&self) -> &str {
+        self.data_dir.path().to_str().expect("utf-8 temp path")
+    }
+}
+
+/// An HTTP response as the tests see it.
+pub struct Reply {
+    pub status: u16,
+    pub content_type: String,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// The body as JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|error| panic!("body is not JSON ({error}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    /// Asserts an RFC 9457 problem with this status and problem slug, and returns it.
+    pub fn assert_problem(&self, status: u16, slug: &str) -> Value {
+        assert_eq!(self.status, status, "status; body: {}", String::from_utf8_lossy(&self.body));
+        assert_eq!(self.content_type, "application/problem+json");
+        let problem = self.json();
+        assert_eq!(problem["type"], format!("urn:medledger:problem:{slug}"), "problem: {problem}");
+        assert_eq!(problem["status"], status);
+        assert!(problem["detail"].as_str().is_some_and(|detail| !detail.is_empty()), "problem has a detail");
+        problem
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+fn reply(response: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
+    let (parts, mut body) = response.expect("the node answers").into_parts();
+    let content_type = parts
+        .headers
+        .get("content-type")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let body = body.with_config().limit(64 << 20).read_to_vec().expect("reading the body");
+    Reply { status: parts.status.as_u16(), content_type, body }
+}
+
+/// GET `url`.
+pub fn get(url: &str) -> Reply {
+    reply(agent().get(url).call())
+}
+
+/// GET `url` asking for canonical bytes.
+pub fn get_bytes(url: &str) -> Reply {
+    reply(agent().get(url).header("accept", "application/octet-stream").call())
+}
+
+/// POST `body` with a content type.
+pub fn post(url: &str, content_type: &str, body: &[u8]) -> Reply {
+    reply(agent().post(url).header("content-type", content_type).send(body))
+}
+
+/// POST a JSON value.
+pub fn post_json(url: &str, value: &Value) -> Reply {
+    post(url, "application/json", value.to_string().as_bytes())
+}
+
+/// Status fields that must not move when a request is rejected.
+pub fn ledger_fingerprint(url: &str) -> (u64, String, u64) {
+    let status = get(&format!("{url}/v1/status")).json();
+    (
+        status["height"].as_u64().expect("height"),
+        status["state_root"].as_str().expect("state root").to_owned(),
+        status["mempool_size"].as_u64().expect("mempool size"),
+    )
+}
+
+/// A path as `&str`.
+pub fn path_str(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}
