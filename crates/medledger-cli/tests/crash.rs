@@ -16,11 +16,26 @@ fn sigkill_during_ingest_never_loses_or_corrupts_committed_blocks() {
     for seed in 1..=SEEDS {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut ingest = Process::spawn(&[
-            "bench", "ingest", "--data-dir", path_str(dir.path()), "--txs", "40000", "--signers", "200",
-            "--block-txs", "400", "--seed", &seed.to_string(),
+            "bench",
+            "ingest",
+            "--data-dir",
+            path_str(dir.path()),
+            "--txs",
+            "40000",
+            "--signers",
+            "200",
+            "--block-txs",
+            "400",
+            "--seed",
+            &seed.to_string(),
         ]);
-        let first = ingest.wait_for_line(Duration::from_secs(120), |line| line.starts_with("committed height"));
-        assert!(first.is_some(), "seed {seed}: ingest never committed a block");
+        let first = ingest.wait_for_line(Duration::from_secs(120), |line| {
+            line.starts_with("committed height")
+        });
+        assert!(
+            first.is_some(),
+            "seed {seed}: ingest never committed a block"
+        );
         // Let it write for a seed-dependent while, then kill it mid-stream.
         std::thread::sleep(Duration::from_millis(50 + (seed * 7919) % 600));
         ingest.kill();
@@ -28,25 +43,38 @@ fn sigkill_during_ingest_never_loses_or_corrupts_committed_blocks() {
             .lines
             .try_iter()
             .chain(first)
-            .filter_map(|line| line.strip_prefix("committed height ")?.split(' ').next()?.parse::<u64>().ok())
+            .filter_map(|line| {
+                line.strip_prefix("committed height ")?
+                    .split(' ')
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
             .max()
             .expect("at least one acknowledged height");
 
-        let (store, chain) = Store::open(dir.path())
-            .unwrap_or_else(|error| panic!("seed {seed}: the store does not reopen after SIGKILL: {error}"));
-        assert!(
-            chain.height() >= acknowledged,
-            "seed {seed}: acknowledged height {acknowledged} but reopened at {}",
-            chain.height()
-        );
-        eprintln!("seed {seed}: killed after acknowledged height {acknowledged}; reopened at {}", chain.height());
-        assert!(chain.height() < 100, "seed {seed}: the kill came after ingest finished; it must land mid-run");
-        drop(store);
+        // Offline verification first: it must cope with a store whose writer was killed.
         let output = run(&["verify", "--data-dir", path_str(dir.path())]);
         assert!(
             output.status.success(),
             "seed {seed}: verify failed after SIGKILL: {}",
             String::from_utf8_lossy(&output.stderr)
+        );
+        let (_store, chain) = Store::open(dir.path()).unwrap_or_else(|error| {
+            panic!("seed {seed}: the store does not reopen after SIGKILL: {error}")
+        });
+        eprintln!(
+            "seed {seed}: killed after acknowledged height {acknowledged}; reopened at {}",
+            chain.height()
+        );
+        assert!(
+            chain.height() >= acknowledged,
+            "seed {seed}: acknowledged height {acknowledged} but reopened at {}",
+            chain.height()
+        );
+        assert!(
+            chain.height() < 100,
+            "seed {seed}: the kill came after ingest finished; it must land mid-run"
         );
     }
 }

@@ -240,7 +240,7 @@ impl MerkleTree {
         })
     }
 
-    /// RFC 9162 §2.1.3.1 PATH(leaf_index, D[0:tree_size]): the audit path, leaf level first.
+    /// RFC 9162 §2.1.3.1 `PATH(leaf_index, D[0:tree_size])`: the audit path, leaf level first.
     pub fn inclusion_proof(
         &self,
         leaf_index: u64,
@@ -275,7 +275,7 @@ impl MerkleTree {
         })
     }
 
-    /// RFC 9162 §2.1.4.1 PROOF(first_size, D[0:second_size]); empty when the sizes are equal.
+    /// RFC 9162 §2.1.4.1 `PROOF(first_size, D[0:second_size])`; empty when the sizes are equal.
     pub fn consistency_proof(
         &self,
         first_size: u64,
@@ -456,6 +456,10 @@ pub struct InclusionProof {
 
 impl InclusionProof {
     /// RFC 9162 §2.1.3.2: whether `leaf_hash` at `leaf_index` is in the tree with `root`.
+    ///
+    /// The hashes do not bind `tree_size` (leaf 0's path in a 3-leaf tree also passes as a
+    /// 4-leaf path to the 3-leaf root), so `root` must be the signed root *for* `tree_size`,
+    /// taken from a verified block header or tree head, never from the proof's sender.
     pub fn verify(&self, leaf_hash: &Digest, root: &Digest) -> Result<(), ProofError> {
         check_path_bound(self.audit_path.len())?;
         let (leaf_index, tree_size) = (self.leaf_index, self.tree_size);
@@ -518,7 +522,9 @@ pub struct ConsistencyProof {
 impl ConsistencyProof {
     /// RFC 9162 §2.1.4.2: whether the tree with `second_root` extends the one with `first_root`.
     ///
-    /// Equal sizes prove nothing new: the path must be empty and the roots equal.
+    /// Equal sizes prove nothing new: the path must be empty and the roots equal. As with
+    /// inclusion, the sizes are bound only by the roots, so both roots must be the signed roots
+    /// for `first_size` and `second_size`.
     pub fn verify(&self, first_root: &Digest, second_root: &Digest) -> Result<(), ProofError> {
         check_path_bound(self.path.len())?;
         let (first_size, second_size) = (self.first_size, self.second_size);
@@ -612,7 +618,7 @@ impl ConsistencyProof {
     }
 }
 
-/// Number of hashes in PROOF(first_size, D[0:second_size]), for 0 < first ≤ second.
+/// Number of hashes in `PROOF(first_size, D[0:second_size])`, for 0 < first ≤ second.
 fn consistency_path_len(first_size: u64, second_size: u64) -> usize {
     if first_size == second_size {
         return 0;

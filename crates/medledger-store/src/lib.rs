@@ -245,7 +245,16 @@ impl Store<ReadOnlyDatabase> {
         if !path.exists() {
             return Err(StoreError::NotInitialized(data_dir.to_owned()));
         }
-        let db = ReadOnlyDatabase::open(&path).map_err(|error| open_error(&path, error))?;
+        let db = match ReadOnlyDatabase::open(&path) {
+            Err(redb::DatabaseError::RepairAborted) => {
+                // The last writer was killed: a read-only handle cannot recover, so let redb
+                // roll the file back to its last committed transaction first. This is the
+                // same recovery a restarting node performs; no committed block is lost.
+                Database::open(&path).map_err(|error| open_error(&path, error))?;
+                ReadOnlyDatabase::open(&path).map_err(|error| open_error(&path, error))?
+            }
+            other => other.map_err(|error| open_error(&path, error))?,
+        };
         let store = Self { db, path };
         store.check_format_version()?;
         Ok(store)

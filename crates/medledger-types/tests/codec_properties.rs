@@ -502,17 +502,17 @@ proptest! {
         genesis in genesis(1..4),
         flag in 2u8..=255,
     ) {
-        let expected = Err(DecodeError::NonCanonical { what: "admin flag", reason: "boolean byte is not 0 or 1" });
+        let expected = DecodeError::NonCanonical { what: "admin flag", reason: "boolean byte is not 0 or 1" };
         let mut bytes = tx.encode();
         bytes[payload_field_offset(&tx.body)] = flag;
-        prop_assert_eq!(Transaction::decode(&bytes), expected.clone());
+        prop_assert_eq!(Transaction::decode(&bytes).err(), Some(expected.clone()));
 
         let mut bytes = genesis.encode();
         let first_member_flag = LENGTH_PREFIX_BYTES + genesis.chain_id.as_str().len() + 8
             + LENGTH_PREFIX_BYTES + PublicKey::LEN * genesis.validators.len()
             + LENGTH_PREFIX_BYTES + PublicKey::LEN;
         bytes[first_member_flag] = flag;
-        prop_assert_eq!(Genesis::decode(&bytes), expected);
+        prop_assert_eq!(Genesis::decode(&bytes).err(), Some(expected));
     }
 
     #[test]
@@ -526,14 +526,14 @@ proptest! {
     fn unknown_receipt_outcome_tag_is_rejected(receipts in prop::collection::vec(receipt(), 1..10), index in any::<prop::sample::Index>(), tag in 8u8..=255) {
         let mut bytes = receipts[0].encode();
         bytes[Digest::LEN] = tag;
-        let expected = Err(DecodeError::UnknownTag { what: "receipt outcome", tag });
-        prop_assert_eq!(Receipt::decode(&bytes), expected.clone());
+        let expected = DecodeError::UnknownTag { what: "receipt outcome", tag };
+        prop_assert_eq!(Receipt::decode(&bytes).err(), Some(expected.clone()));
 
         let target = index.index(receipts.len());
         let offset = LENGTH_PREFIX_BYTES + receipts[..target].iter().map(|receipt| receipt.encode().len()).sum::<usize>() + Digest::LEN;
         let mut bytes = receipts.encode();
         bytes[offset] = tag;
-        prop_assert_eq!(Vec::<Receipt>::decode(&bytes), expected);
+        prop_assert_eq!(Vec::<Receipt>::decode(&bytes).err(), Some(expected));
     }
 
     #[test]
@@ -567,13 +567,15 @@ proptest! {
         let index = position.index(raw.len());
         raw[index] = byte;
         let bytes = splice_string(&tx.encode(), payload_field_offset(&tx.body), &raw);
-        prop_assert!(matches!(Transaction::decode(&bytes), Err(DecodeError::Invalid { what: "label", .. })));
+        let result = Transaction::decode(&bytes);
+        prop_assert!(matches!(result, Err(DecodeError::Invalid { what: "label", .. })), "label {:?}: {:?}", raw, result);
 
         let mut raw = tx.body.chain_id.as_str().as_bytes().to_vec();
         let index = position.index(raw.len());
         raw[index] = chain_byte;
         let bytes = splice_string(&tx.encode(), 0, &raw);
-        prop_assert!(matches!(Transaction::decode(&bytes), Err(DecodeError::Invalid { what: "chain id", .. })));
+        let result = Transaction::decode(&bytes);
+        prop_assert!(matches!(result, Err(DecodeError::Invalid { what: "chain id", .. })), "chain id {:?}: {:?}", raw, result);
     }
 
     #[test]
@@ -744,13 +746,10 @@ fn labels_with_invalid_utf8_non_ascii_or_no_bytes_are_rejected() {
     }
     let longest = "x".repeat(MAX_LABEL_BYTES);
     let spliced = splice_string(&bytes, label_offset, longest.as_bytes());
+    let decoded =
+        Transaction::decode(&spliced).expect("a label of exactly the maximum length is valid");
     assert!(
-        matches!(
-            Transaction::decode(&spliced),
-            Err(DecodeError::Invalid {
-                what: "signature"..
-            }) | Ok(_)
-        ) || true
+        matches!(&decoded.body.payload, Payload::Anchor { label, .. } if label.as_str() == longest)
     );
 }
 
@@ -814,5 +813,155 @@ fn invalid_and_small_order_public_keys_are_rejected() {
             ),
             "member key {text}"
         );
+    }
+}
+
+/// A point with y-coordinate 3 has two 32-byte encodings: y = 3 and y = 3 + (2^255 − 19).
+/// Accepting both gives one key two identities (two members, two ids for one body).
+#[test]
+#[ignore = "medledger-crypto's PublicKey::from_bytes accepts y >= 2^255 - 19; fix it there, then un-ignore"]
+fn non_canonical_public_key_encodings_are_rejected() {
+    let canonical =
+        public_key_from_hex("0300000000000000000000000000000000000000000000000000000000000000");
+    assert!(
+        PublicKey::from_bytes(&canonical).is_ok(),
+        "y = 3 is a valid, large-order point"
+    );
+    let key = SigningKey::from_seed(&[5; 32]);
+    let tx = TxBody {
+        chain_id: ChainId::new("medledger-test").expect("valid chain id"),
+        signer: key.public_key(),
+        nonce: 0,
+        payload: Payload::AddMember {
+            public_key: PublicKey::from_bytes(&canonical).expect("valid"),
+            admin: false,
+        },
+    }
+    .sign(&key);
+    let member = payload_tag_offset(&tx.body) + TAG_BYTES;
+    for excess in 0u8..19 {
+        for sign_bit in [0u8, 0x80] {
+            // y = (2^255 − 19) + excess, little-endian, with the x sign bit on top.
+            let mut bytes = [0xff_u8; 32];
+            bytes[0] = 0xed + excess;
+            bytes[31] = 0x7f | sign_bit;
+            let mut encoded = tx.encode();
+            encoded[member..member + PublicKey::LEN].copy_from_slice(&bytes);
+            assert!(
+                Transaction::decode(&encoded).is_err(),
+                "y = p + {excess}, sign {sign_bit:#x}"
+            );
+            assert!(
+                PublicKey::from_bytes(&bytes).is_err(),
+                "y = p + {excess}, sign {sign_bit:#x}"
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Signatures
+// ---------------------------------------------------------------------------------------------
+
+proptest! {
+    // Each case verifies a few hundred signatures, which is slow in debug builds.
+    #![proptest_config(config(2))]
+
+    /// No single bit flip turns a signed transaction into another accepted encoding of the same
+    /// transaction or into a transaction that still verifies under the same id.
+    #[test]
+    fn no_single_bit_flip_yields_another_valid_transaction(tx in transaction()) {
+        prop_assert!(tx.verify_signature().is_ok());
+        let bytes = tx.encode();
+        let id = tx.id();
+        for bit in 0..bytes.len() * 8 {
+            let mut flipped = bytes.clone();
+            flipped[bit / 8] ^= 1 << (bit % 8);
+            let Ok(decoded) = Transaction::decode(&flipped) else { continue };
+            prop_assert_eq!(decoded.encode(), flipped, "bit {} gave a non-canonical encoding", bit);
+            prop_assert_ne!(&decoded, &tx);
+            if decoded.id() == id {
+                prop_assert!(decoded.verify_signature().is_err(), "bit {} yields a valid twin of the transaction", bit);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_signature_binds_the_signer_and_the_body() {
+    let tx = anchor_transaction(6);
+    assert!(tx.verify_signature().is_ok());
+    let mut other_nonce = tx.clone();
+    other_nonce.body.nonce += 1;
+    assert!(other_nonce.verify_signature().is_err());
+    let mut other_signer = tx.clone();
+    other_signer.body.signer = SigningKey::from_seed(&[7; 32]).public_key();
+    assert!(other_signer.verify_signature().is_err());
+    let mut zeroed = tx;
+    zeroed.signature = Signature([0; 64]);
+    assert!(zeroed.verify_signature().is_err());
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON
+// ---------------------------------------------------------------------------------------------
+
+fn json_of(tx: &Transaction) -> serde_json::Value {
+    serde_json::to_value(tx).expect("transactions serialise")
+}
+
+fn parse(value: &serde_json::Value) -> Result<Transaction, serde_json::Error> {
+    serde_json::from_str(&value.to_string())
+}
+
+/// A string of 128 characters that is not hex, or hex of the wrong length.
+fn bad_signature_hex() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[0-9a-f]{0,127}",
+        "[0-9a-f]{129,160}",
+        (
+            "[0-9a-f]{128}",
+            any::<prop::sample::Index>(),
+            "[g-zG-Z !#/:]"
+        )
+            .prop_map(|(hex, index, bad)| {
+                let position = index.index(hex.len());
+                format!("{}{bad}{}", &hex[..position], &hex[position + 1..])
+            }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(config(64))]
+
+    #[test]
+    fn json_round_trips(tx in transaction()) {
+        let text = serde_json::to_string(&tx).expect("transactions serialise");
+        let parsed: Transaction = serde_json::from_str(&text).map_err(|error| TestCaseError::fail(error.to_string()))?;
+        prop_assert_eq!(&parsed, &tx);
+        prop_assert_eq!(parsed.encode(), tx.encode());
+    }
+
+    #[test]
+    fn json_rejects_unknown_fields(tx in transaction(), field in "[a-z_]{1,12}") {
+        prop_assume!(!["body", "signature", "chain_id", "signer", "nonce", "payload", "type", "public_key", "admin", "label", "digest"].contains(&field.as_str()));
+        let paths: [&[&str]; 3] = [&[], &["body"], &["body", "payload"]];
+        for path in paths {
+            let mut value = json_of(&tx);
+            let mut object = &mut value;
+            for key in path {
+                object = &mut object[*key];
+            }
+            object.as_object_mut().expect("an object").insert(field.clone(), serde_json::Value::from(1));
+            let error = parse(&value).expect_err("unknown field accepted");
+            prop_assert!(error.to_string().contains("unknown field"), "at {:?}: {}", path, error);
+        }
+    }
+
+    #[test]
+    fn json_rejects_a_bad_signature(tx in transaction(), signature in bad_signature_hex()) {
+        let mut value = json_of(&tx);
+        value["signature"] = serde_json::Value::from(signature);
+        prop_assert!(parse(&value).is_err());
     }
 }
