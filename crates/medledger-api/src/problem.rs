@@ -25,12 +25,7 @@ pub struct Problem {
 
 impl Problem {
     /// A problem of kind `slug` with an HTTP status.
-    pub fn new(
-        status: StatusCode,
-        slug: &str,
-        title: &'static str,
-        detail: impl Into<String>,
-    ) -> Self {
+    pub fn new(status: StatusCode, slug: &str, title: &'static str, detail: impl Into<String>) -> Self {
         Self {
             kind: format!("urn:medledger:problem:{slug}"),
             title,
@@ -65,13 +60,9 @@ impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = (status, axum::Json(&self)).into_response();
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
     }
@@ -87,40 +78,24 @@ impl From<SubmitError> for Problem {
     fn from(error: SubmitError) -> Self {
         let detail = error.to_string();
         let (status, slug, title) = match error {
-            SubmitError::BadSignature => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "bad-signature",
-                "Bad signature",
-            ),
-            SubmitError::WrongChain { .. } => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "wrong-chain",
-                "Wrong chain",
-            ),
-            SubmitError::UnknownSigner(_) => {
-                (StatusCode::FORBIDDEN, "unknown-signer", "Unknown signer")
+            SubmitError::BadSignature => (StatusCode::UNPROCESSABLE_ENTITY, "bad-signature", "Bad signature"),
+            SubmitError::WrongChain { .. } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "wrong-chain", "Wrong chain")
             }
+            SubmitError::UnknownSigner(_) => (StatusCode::FORBIDDEN, "unknown-signer", "Unknown signer"),
             SubmitError::NonceReplayed { .. } => {
                 (StatusCode::CONFLICT, "nonce-replayed", "Nonce already used")
             }
-            SubmitError::NonceTooFarAhead { .. } => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "nonce-too-far-ahead",
-                "Nonce too far ahead",
-            ),
-            SubmitError::AlreadyPending => {
-                (StatusCode::CONFLICT, "already-pending", "Already pending")
+            SubmitError::NonceTooFarAhead { .. } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "nonce-too-far-ahead", "Nonce too far ahead")
             }
-            SubmitError::AlreadyCommitted { .. } => (
-                StatusCode::CONFLICT,
-                "already-committed",
-                "Already committed",
-            ),
-            SubmitError::MempoolFull { .. } => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "mempool-full",
-                "Mempool full",
-            ),
+            SubmitError::AlreadyPending => (StatusCode::CONFLICT, "already-pending", "Already pending"),
+            SubmitError::AlreadyCommitted { .. } => {
+                (StatusCode::CONFLICT, "already-committed", "Already committed")
+            }
+            SubmitError::MempoolFull { .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, "mempool-full", "Mempool full")
+            }
             SubmitError::Store(message) => return Problem::internal(&message),
         };
         Problem::new(status, slug, title, detail)

@@ -45,14 +45,8 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/healthz", get(healthz))
         .route("/v1/status", get(status))
         .route("/v1/genesis", get(genesis))
-        .route(
-            "/v1/txs",
-            post(submit_tx).layer(DefaultBodyLimit::max(MAX_TX_REQUEST_BYTES)),
-        )
-        .route(
-            "/v1/txs/batch",
-            post(submit_batch).layer(DefaultBodyLimit::max(MAX_BATCH_REQUEST_BYTES)),
-        )
+        .route("/v1/txs", post(submit_tx).layer(DefaultBodyLimit::max(MAX_TX_REQUEST_BYTES)))
+        .route("/v1/txs/batch", post(submit_batch).layer(DefaultBodyLimit::max(MAX_BATCH_REQUEST_BYTES)))
         .route("/v1/txs/{id}", get(get_tx))
         .route("/v1/txs/{id}/receipt", get(get_receipt))
         .route("/v1/txs/{id}/proof", get(get_tx_proof))
@@ -107,31 +101,20 @@ fn wants_octet_stream(headers: &HeaderMap) -> bool {
 }
 
 fn octet_stream(bytes: Vec<u8>) -> Response {
-    (
-        [(header::CONTENT_TYPE, HeaderValue::from_static(OCTET_STREAM))],
-        bytes,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, HeaderValue::from_static(OCTET_STREAM))], bytes).into_response()
 }
 
 /// Reads a request body, turning an oversize or broken body into a problem.
 fn body_bytes(body: Result<Bytes, BytesRejection>) -> ApiResult<Bytes> {
     body.map_err(|rejection| {
         let status = rejection.status();
-        let slug = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            "body-too-large"
-        } else {
-            "unreadable-body"
-        };
+        let slug = if status == StatusCode::PAYLOAD_TOO_LARGE { "body-too-large" } else { "unreadable-body" };
         Problem::new(status, slug, "Unreadable body", rejection.body_text())
     })
 }
 
 fn content_type(headers: &HeaderMap) -> &str {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("")
+    headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).unwrap_or("")
 }
 
 /// Parses one transaction from a JSON or canonical binary body.
@@ -139,10 +122,7 @@ fn parse_tx(headers: &HeaderMap, body: &[u8]) -> ApiResult<Transaction> {
     let media_type = content_type(headers);
     if media_type.starts_with(OCTET_STREAM) {
         return Transaction::decode(body).map_err(|error| {
-            Problem::bad_request(
-                "non-canonical-encoding",
-                format!("transaction bytes: {error}"),
-            )
+            Problem::bad_request("non-canonical-encoding", format!("transaction bytes: {error}"))
         });
     }
     if !media_type.starts_with("application/json") {
@@ -182,8 +162,7 @@ async fn submit_tx(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
-    let Query(query) =
-        query.map_err(|rejection| Problem::bad_request("bad-query", rejection.body_text()))?;
+    let Query(query) = query.map_err(|rejection| Problem::bad_request("bad-query", rejection.body_text()))?;
     let tx = parse_tx(&headers, &body_bytes(body)?)?;
     let id = node.submit(tx)?;
     if query.wait {
@@ -191,14 +170,7 @@ async fn submit_tx(
         let status = wait_for_commit(&node, &id, Duration::from_millis(timeout_ms)).await?;
         return Ok((StatusCode::OK, Json(Submitted { tx_id: id, status })).into_response());
     }
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(Submitted {
-            tx_id: id,
-            status: TxStatus::Pending,
-        }),
-    )
-        .into_response())
+    Ok((StatusCode::ACCEPTED, Json(Submitted { tx_id: id, status: TxStatus::Pending })).into_response())
 }
 
 /// Waits (bounded) until `id` is committed or the timeout passes.
@@ -210,10 +182,7 @@ async fn wait_for_commit(node: &Node, id: &TxId, timeout: Duration) -> ApiResult
         if !matches!(status, TxStatus::Pending) {
             return Ok(status);
         }
-        if tokio::time::timeout_at(deadline, heights.changed())
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout_at(deadline, heights.changed()).await.is_err() {
             return Ok(status);
         }
     }
@@ -250,10 +219,7 @@ async fn submit_batch(
     if request.transactions.is_empty() || request.transactions.len() > MAX_BATCH_TXS {
         return Err(Problem::bad_request(
             "batch-size",
-            format!(
-                "a batch holds 1 to {MAX_BATCH_TXS} transactions, got {}",
-                request.transactions.len()
-            ),
+            format!("a batch holds 1 to {MAX_BATCH_TXS} transactions, got {}", request.transactions.len()),
         ));
     }
     let results = tokio::task::spawn_blocking(move || node.submit_batch(request.transactions))
@@ -263,30 +229,23 @@ async fn submit_batch(
         .into_iter()
         .map(|result| match result {
             Ok(tx_id) => BatchItem::Accepted { tx_id },
-            Err(error) => BatchItem::Rejected {
-                problem: error.into(),
-            },
+            Err(error) => BatchItem::Rejected { problem: error.into() },
         })
         .collect();
     Ok((StatusCode::ACCEPTED, Json(json!({ "results": items }))).into_response())
 }
 
 fn parse_tx_id(text: &str) -> ApiResult<TxId> {
-    text.parse()
-        .map_err(|_| Problem::bad_request("bad-tx-id", "a transaction id is 64 hex characters"))
+    text.parse().map_err(|_| Problem::bad_request("bad-tx-id", "a transaction id is 64 hex characters"))
 }
 
 async fn get_tx(State(node): Shared, Path(id): Path<String>) -> ApiResult<Response> {
     let id = parse_tx_id(&id)?;
     match node.tx_status(&id)? {
-        TxStatus::Unknown => Err(Problem::not_found(format!(
-            "transaction {id} is neither pending nor committed"
-        ))),
-        TxStatus::Pending => Ok(Json(Submitted {
-            tx_id: id,
-            status: TxStatus::Pending,
-        })
-        .into_response()),
+        TxStatus::Unknown => {
+            Err(Problem::not_found(format!("transaction {id} is neither pending nor committed")))
+        }
+        TxStatus::Pending => Ok(Json(Submitted { tx_id: id, status: TxStatus::Pending }).into_response()),
         status @ TxStatus::Committed { height, index, .. } => {
             let block = stored_block(&node, height)?;
             let tx = &block.transactions[index as usize];
@@ -297,29 +256,20 @@ async fn get_tx(State(node): Shared, Path(id): Path<String>) -> ApiResult<Respon
 
 fn committed_receipt(node: &Node, id: &TxId) -> ApiResult<(u64, u32, Receipt)> {
     match node.tx_status(id)? {
-        TxStatus::Committed {
-            height,
-            index,
-            receipt,
-        } => Ok((height, index, receipt)),
-        TxStatus::Pending => Err(Problem::not_found(format!(
-            "transaction {id} is pending, not yet in a block"
-        ))),
-        TxStatus::Unknown => Err(Problem::not_found(format!(
-            "transaction {id} is neither pending nor committed"
-        ))),
+        TxStatus::Committed { height, index, receipt } => Ok((height, index, receipt)),
+        TxStatus::Pending => {
+            Err(Problem::not_found(format!("transaction {id} is pending, not yet in a block")))
+        }
+        TxStatus::Unknown => {
+            Err(Problem::not_found(format!("transaction {id} is neither pending nor committed")))
+        }
     }
 }
 
-async fn get_receipt(
-    State(node): Shared,
-    Path(id): Path<String>,
-) -> ApiResult<Json<serde_json::Value>> {
+async fn get_receipt(State(node): Shared, Path(id): Path<String>) -> ApiResult<Json<serde_json::Value>> {
     let id = parse_tx_id(&id)?;
     let (height, index, receipt) = committed_receipt(&node, &id)?;
-    Ok(Json(
-        json!({ "height": height, "index": index, "receipt": receipt }),
-    ))
+    Ok(Json(json!({ "height": height, "index": index, "receipt": receipt })))
 }
 
 #[derive(Serialize)]
@@ -338,15 +288,10 @@ async fn get_tx_proof(State(node): Shared, Path(id): Path<String>) -> ApiResult<
     let id = parse_tx_id(&id)?;
     let (height, index, _) = committed_receipt(&node, &id)?;
     let block = stored_block(&node, height)?;
-    let leaves: Vec<Digest> = block
-        .transactions
-        .iter()
-        .map(|tx| leaf_hash(&tx.encode()))
-        .collect();
+    let leaves: Vec<Digest> = block.transactions.iter().map(|tx| leaf_hash(&tx.encode())).collect();
     let tree = medledger_crypto::merkle::MerkleTree::from_leaf_hashes(leaves.iter().copied());
-    let proof = tree
-        .inclusion_proof(u64::from(index), tree.len())
-        .map_err(|error| Problem::internal(&error))?;
+    let proof =
+        tree.inclusion_proof(u64::from(index), tree.len()).map_err(|error| Problem::internal(&error))?;
     debug_assert_eq!(root_of(&leaves), block.header.tx_root);
     let transaction_bytes = block.transactions[index as usize].encode();
     Ok(Json(TxProof {
@@ -361,9 +306,7 @@ async fn get_tx_proof(State(node): Shared, Path(id): Path<String>) -> ApiResult<
 }
 
 fn stored_block(node: &Node, height: u64) -> ApiResult<Block> {
-    node.store()
-        .block(height)?
-        .ok_or_else(|| Problem::not_found(format!("no block at height {height}")))
+    node.store().block(height)?.ok_or_else(|| Problem::not_found(format!("no block at height {height}")))
 }
 
 /// Resolves `latest`, a decimal height or a 64-hex block hash to a height.
@@ -371,24 +314,19 @@ fn resolve_block(node: &Node, reference: &str) -> ApiResult<u64> {
     let height = if reference == "latest" {
         node.with_chain(medledger_state::Chain::height)
     } else if reference.len() == 64 {
-        let hash: Digest = reference.parse().map_err(|_| {
-            Problem::bad_request("bad-block-reference", "a block hash is 64 hex characters")
-        })?;
+        let hash: Digest = reference
+            .parse()
+            .map_err(|_| Problem::bad_request("bad-block-reference", "a block hash is 64 hex characters"))?;
         node.store()
             .height_of(&hash)?
             .ok_or_else(|| Problem::not_found(format!("no block with hash {hash}")))?
     } else {
         reference.parse::<u64>().map_err(|_| {
-            Problem::bad_request(
-                "bad-block-reference",
-                "name a block by height, 64-hex hash, or 'latest'",
-            )
+            Problem::bad_request("bad-block-reference", "name a block by height, 64-hex hash, or 'latest'")
         })?
     };
     if height == 0 {
-        return Err(Problem::not_found(
-            "no block yet: the chain holds only its genesis",
-        ));
+        return Err(Problem::not_found("no block yet: the chain holds only its genesis"));
     }
     Ok(height)
 }
@@ -435,31 +373,21 @@ async fn get_consistency_proof(
     State(node): Shared,
     query: Result<Query<ConsistencyQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let Query(query) =
-        query.map_err(|rejection| Problem::bad_request("bad-query", rejection.body_text()))?;
+    let Query(query) = query.map_err(|rejection| Problem::bad_request("bad-query", rejection.body_text()))?;
     node.with_chain(|chain| {
         let history = chain.history();
         if query.first == 0 || query.first > query.second || query.second > history.len() {
             return Err(Problem::bad_request(
                 "bad-range",
-                format!(
-                    "need 1 <= first <= second <= {} (the current height)",
-                    history.len()
-                ),
+                format!("need 1 <= first <= second <= {} (the current height)", history.len()),
             ));
         }
         let proof: ConsistencyProof = history
             .consistency_proof(query.first, query.second)
             .map_err(|error| Problem::internal(&error))?;
-        let first_root = history
-            .root_at(query.first)
-            .map_err(|error| Problem::internal(&error))?;
-        let second_root = history
-            .root_at(query.second)
-            .map_err(|error| Problem::internal(&error))?;
-        Ok(Json(
-            json!({ "first_root": first_root, "second_root": second_root, "proof": proof }),
-        ))
+        let first_root = history.root_at(query.first).map_err(|error| Problem::internal(&error))?;
+        let second_root = history.root_at(query.second).map_err(|error| Problem::internal(&error))?;
+        Ok(Json(json!({ "first_root": first_root, "second_root": second_root, "proof": proof })))
     })
 }
 
@@ -467,9 +395,8 @@ async fn get_account(
     State(node): Shared,
     Path(public_key): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let public_key: PublicKey = public_key
-        .parse()
-        .map_err(|error| Problem::bad_request("bad-public-key", format!("{error}")))?;
+    let public_key: PublicKey =
+        public_key.parse().map_err(|error| Problem::bad_request("bad-public-key", format!("{error}")))?;
     let (account, pending_nonce) = node
         .account(&public_key)
         .ok_or_else(|| Problem::not_found(format!("{public_key} is not a member")))?;

@@ -61,23 +61,17 @@ fn seeded_key(seed: u64, purpose: &str, index: usize) -> SigningKey {
 
 fn ingest(cli: &Cli, args: &IngestArgs) -> Result<(), CliError> {
     if args.signers == 0 || args.threads == 0 || args.batch == 0 || args.txs == 0 {
-        return Err(CliError::Usage(
-            "--txs, --signers, --threads and --batch must be positive".into(),
-        ));
+        return Err(CliError::Usage("--txs, --signers, --threads and --batch must be positive".into()));
     }
     let temporary = tempfile::Builder::new()
         .prefix("medledger-bench-")
         .tempdir()
         .map_err(CliError::io("temporary directory"))?;
-    let data_dir: PathBuf = cli
-        .data_dir
-        .clone()
-        .unwrap_or_else(|| temporary.path().to_owned());
+    let data_dir: PathBuf = cli.data_dir.clone().unwrap_or_else(|| temporary.path().to_owned());
     let chain_id = ChainId::new("medledger-bench").expect("valid chain id");
     let node_key = seeded_key(args.seed, "node", 0);
-    let signers: Vec<SigningKey> = (0..args.signers)
-        .map(|index| seeded_key(args.seed, "signer", index))
-        .collect();
+    let signers: Vec<SigningKey> =
+        (0..args.signers).map(|index| seeded_key(args.seed, "signer", index)).collect();
     let genesis = Genesis {
         chain_id: chain_id.clone(),
         genesis_time_ms: 0,
@@ -85,10 +79,7 @@ fn ingest(cli: &Cli, args: &IngestArgs) -> Result<(), CliError> {
         members: signers
             .iter()
             .enumerate()
-            .map(|(index, key)| GenesisMember {
-                public_key: key.public_key(),
-                admin: index == 0,
-            })
+            .map(|(index, key)| GenesisMember { public_key: key.public_key(), admin: index == 0 })
             .collect(),
     };
     let (store, chain) = Store::create(&data_dir, &genesis)?;
@@ -108,6 +99,8 @@ fn ingest(cli: &Cli, args: &IngestArgs) -> Result<(), CliError> {
         signing.as_secs_f64()
     );
 
+    let baseline = verification_only_rate(&per_thread, args.batch);
+
     let started = Instant::now();
     let producer = Producer::start(&node);
     let committed = std::thread::scope(|scope| {
@@ -126,6 +119,10 @@ fn ingest(cli: &Cli, args: &IngestArgs) -> Result<(), CliError> {
         elapsed.as_secs_f64()
     );
     println!(
+        "baseline: batch signature verification alone, same threads and batches: {baseline:.0} tx/s (ingest reaches {:.0}% of it)",
+        100.0 * rate / baseline
+    );
+    println!(
         "machine: {} cores, {}",
         std::thread::available_parallelism().map_or(1, usize::from),
         cpu_model()
@@ -133,12 +130,30 @@ fn ingest(cli: &Cli, args: &IngestArgs) -> Result<(), CliError> {
     Ok(())
 }
 
+/// The ceiling for ingest: the same transactions through batch signature verification only,
+/// with the same threads and batch size, nothing stored.
+fn verification_only_rate(per_thread: &[Vec<Transaction>], batch: usize) -> f64 {
+    let started = Instant::now();
+    let verified: usize = std::thread::scope(|scope| {
+        let handles: Vec<_> = per_thread
+            .iter()
+            .map(|txs| {
+                scope.spawn(move || {
+                    txs.chunks(batch)
+                        .map(|chunk| {
+                            medledger_state::VerifiedTx::verify_batch(chunk.to_vec()).map_or(0, |ok| ok.len())
+                        })
+                        .sum::<usize>()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|handle| handle.join().expect("verification threads do not panic")).sum()
+    });
+    verified as f64 / started.elapsed().as_secs_f64()
+}
+
 /// Anchor transactions, pre-signed and split so each thread submits whole signers in nonce order.
-fn sign_transactions(
-    args: &IngestArgs,
-    chain_id: &ChainId,
-    signers: &[SigningKey],
-) -> Vec<Vec<Transaction>> {
+fn sign_transactions(args: &IngestArgs, chain_id: &ChainId, signers: &[SigningKey]) -> Vec<Vec<Transaction>> {
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..args.threads)
             .map(|thread| {
@@ -148,28 +163,17 @@ fn sign_transactions(
                         .map(|index| {
                             let key = &signers[index % signers.len()];
                             let nonce = (index / signers.len()) as u64;
-                            let label = Label::new(format!("bench/{}/{index}", args.seed))
-                                .expect("valid label");
-                            let payload = Payload::Anchor {
-                                label,
-                                digest: sha256(&index.to_be_bytes()),
-                            };
-                            TxBody {
-                                chain_id: chain_id.clone(),
-                                signer: key.public_key(),
-                                nonce,
-                                payload,
-                            }
-                            .sign(key)
+                            let label =
+                                Label::new(format!("bench/{}/{index}", args.seed)).expect("valid label");
+                            let payload = Payload::Anchor { label, digest: sha256(&index.to_be_bytes()) };
+                            TxBody { chain_id: chain_id.clone(), signer: key.public_key(), nonce, payload }
+                                .sign(key)
                         })
                         .collect()
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .map(|handle| handle.join().expect("signing threads do not panic"))
-            .collect()
+        handles.into_iter().map(|handle| handle.join().expect("signing threads do not panic")).collect()
     })
 }
 
@@ -202,20 +206,15 @@ fn watch_commits(node: &Node, expected: usize, started: Instant) -> Result<(u64,
     let mut stdout = std::io::stdout().lock();
     while transactions < expected {
         if started.elapsed() > MAX_INGEST_DURATION {
-            return Err(CliError::Remote(format!(
-                "ingest did not finish within {MAX_INGEST_DURATION:?}"
-            )));
+            return Err(CliError::Remote(format!("ingest did not finish within {MAX_INGEST_DURATION:?}")));
         }
         let height = node.with_chain(medledger_state::Chain::height);
         for committed in seen_height + 1..=height {
             transactions += node.store().header(committed)?.tx_count as usize;
             // Flushed per block: crash tests read these lines as the acknowledged heights.
-            writeln!(
-                stdout,
-                "committed height {committed} ({transactions} transactions)"
-            )
-            .and_then(|()| stdout.flush())
-            .ok();
+            writeln!(stdout, "committed height {committed} ({transactions} transactions)")
+                .and_then(|()| stdout.flush())
+                .ok();
         }
         seen_height = height;
         std::thread::sleep(Duration::from_millis(2));

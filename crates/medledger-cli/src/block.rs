@@ -47,18 +47,14 @@ fn resolve(store: &ReadOnlyStore, reference: &str) -> Result<u64, CliError> {
     let height = if reference == "latest" {
         store.height()?
     } else if let Ok(hash) = reference.parse::<Digest>() {
-        store
-            .height_of(&hash)?
-            .ok_or_else(|| CliError::Usage(format!("no block with hash {hash}")))?
+        store.height_of(&hash)?.ok_or_else(|| CliError::Usage(format!("no block with hash {hash}")))?
     } else {
-        reference.parse().map_err(|_| {
-            CliError::Usage("name a block by height, 64-hex hash, or 'latest'".into())
-        })?
+        reference
+            .parse()
+            .map_err(|_| CliError::Usage("name a block by height, 64-hex hash, or 'latest'".into()))?
     };
     if height == 0 {
-        return Err(CliError::Usage(
-            "no block yet: the chain holds only its genesis".into(),
-        ));
+        return Err(CliError::Usage("no block yet: the chain holds only its genesis".into()));
     }
     Ok(height)
 }

@@ -27,10 +27,7 @@ impl Client {
             .timeout_global(Some(REQUEST_TIMEOUT))
             .build()
             .into();
-        Self {
-            agent,
-            base: base.trim_end_matches('/').to_owned(),
-        }
+        Self { agent, base: base.trim_end_matches('/').to_owned() }
     }
 
     fn url(&self, path: &str) -> String {
@@ -39,11 +36,7 @@ impl Client {
 
     /// GET a JSON document.
     pub fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, CliError> {
-        let response = self
-            .agent
-            .get(&self.url(path))
-            .call()
-            .map_err(|error| self.unreachable(&error))?;
+        let response = self.agent.get(&self.url(path)).call().map_err(|error| self.unreachable(&error))?;
         self.json_or_problem(response)
     }
 
@@ -61,24 +54,13 @@ impl Client {
             .limit(MAX_RESPONSE_BYTES)
             .read_to_vec()
             .map_err(|error| self.unreachable(&error))?;
-        if parts.status.is_success() {
-            Ok(bytes)
-        } else {
-            Err(problem_error(parts.status.as_u16(), &bytes))
-        }
+        if parts.status.is_success() { Ok(bytes) } else { Err(problem_error(parts.status.as_u16(), &bytes)) }
     }
 
     /// POST JSON, read JSON.
-    pub fn post_json<T: DeserializeOwned>(
-        &self,
-        path: &str,
-        body: &impl Serialize,
-    ) -> Result<T, CliError> {
-        let response = self
-            .agent
-            .post(&self.url(path))
-            .send_json(body)
-            .map_err(|error| self.unreachable(&error))?;
+    pub fn post_json<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T, CliError> {
+        let response =
+            self.agent.post(&self.url(path)).send_json(body).map_err(|error| self.unreachable(&error))?;
         self.json_or_problem(response)
     }
 
@@ -95,9 +77,8 @@ impl Client {
         if !parts.status.is_success() {
             return Err(problem_error(parts.status.as_u16(), &bytes));
         }
-        serde_json::from_slice(&bytes).map_err(|error| {
-            CliError::Remote(format!("unexpected response from the node: {error}"))
-        })
+        serde_json::from_slice(&bytes)
+            .map_err(|error| CliError::Remote(format!("unexpected response from the node: {error}")))
     }
 
     fn unreachable(&self, error: &ureq::Error) -> CliError {
@@ -109,12 +90,7 @@ impl Client {
 fn problem_error(status: u16, body: &[u8]) -> CliError {
     let detail = serde_json::from_slice::<serde_json::Value>(body)
         .ok()
-        .and_then(|problem| {
-            problem
-                .get("detail")
-                .and_then(|detail| detail.as_str())
-                .map(str::to_owned)
-        })
+        .and_then(|problem| problem.get("detail").and_then(|detail| detail.as_str()).map(str::to_owned))
         .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(200).collect());
     CliError::Remote(format!("the node answered {status}: {detail}"))
 }

@@ -57,8 +57,7 @@ impl NodeFile {
 
     /// Writes the file.
     pub fn save(&self, path: &Path) -> Result<(), CliError> {
-        let text =
-            toml::to_string_pretty(self).map_err(|error| CliError::Config(error.to_string()))?;
+        let text = toml::to_string_pretty(self).map_err(|error| CliError::Config(error.to_string()))?;
         std::fs::write(path, text).map_err(CliError::io(path))
     }
 

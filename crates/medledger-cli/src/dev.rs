@@ -33,9 +33,7 @@ pub struct DevArgs {
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
-    let since_epoch = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX)
 }
 
@@ -60,22 +58,13 @@ pub fn run(cli: &Cli, args: &DevArgs) -> Result<(), CliError> {
     if fresh {
         create_demo_chain(&data_dir, &layout, args.listen)?;
     }
-    let config = NodeConfig {
-        block_interval_ms: args.block_interval_ms,
-        ..NodeConfig::default()
-    };
+    let config = NodeConfig { block_interval_ms: args.block_interval_ms, ..NodeConfig::default() };
     let node = open_node(&data_dir, SigningKey::load(&layout.node_key)?, config)?;
     if fresh {
         load_demo_transactions(&node, &layout)?;
     }
     let listener = bind(args.listen)?;
-    print_banner(
-        &node,
-        &data_dir,
-        &layout,
-        local_addr(&listener)?,
-        temporary.is_some(),
-    );
+    print_banner(&node, &data_dir, &layout, local_addr(&listener)?, temporary.is_some());
     serve(&node, listener)
 }
 
@@ -90,10 +79,7 @@ fn create_demo_chain(data_dir: &Path, layout: &Layout, listen: SocketAddr) -> Re
         chain_id: ChainId::new(DEV_CHAIN_ID).expect("the dev chain id is valid"),
         genesis_time_ms: now_ms(),
         validators: vec![node_key.public_key()],
-        members: vec![GenesisMember {
-            public_key: admin.public_key(),
-            admin: true,
-        }],
+        members: vec![GenesisMember { public_key: admin.public_key(), admin: true }],
     };
     std::fs::write(&layout.genesis, genesis.to_json()).map_err(CliError::io(&layout.genesis))?;
     Store::create(data_dir, &genesis)?;
@@ -118,71 +104,29 @@ fn load_demo_transactions(node: &Node, layout: &Layout) -> Result<(), CliError> 
         .map(|member| SigningKey::load(&layout.keys_dir.join(format!("{member}.pem"))))
         .collect::<Result<_, _>>()?;
     let sign = |key: &SigningKey, nonce: u64, payload: Payload| {
-        TxBody {
-            chain_id: chain_id.clone(),
-            signer: key.public_key(),
-            nonce,
-            payload,
-        }
-        .sign(key)
+        TxBody { chain_id: chain_id.clone(), signer: key.public_key(), nonce, payload }.sign(key)
     };
     for (nonce, member) in (0..).zip(&members) {
         submit(
             node,
-            sign(
-                &admin,
-                nonce,
-                Payload::AddMember {
-                    public_key: member.public_key(),
-                    admin: false,
-                },
-            ),
+            sign(&admin, nonce, Payload::AddMember { public_key: member.public_key(), admin: false }),
         )?;
     }
     node.produce_block()?;
     let anchors = [
-        (
-            &members[0],
-            "discharge-summary/2026/000101",
-            "demo discharge summary, encrypted at St Mary's",
-        ),
-        (
-            &members[1],
-            "lab-report/2026/004217",
-            "demo lab report, encrypted at Northside Lab",
-        ),
-        (
-            &members[2],
-            "dispense-record/2026/000877",
-            "demo dispense record, encrypted at City Pharmacy",
-        ),
+        (&members[0], "discharge-summary/2026/000101", "demo discharge summary, encrypted at St Mary's"),
+        (&members[1], "lab-report/2026/004217", "demo lab report, encrypted at Northside Lab"),
+        (&members[2], "dispense-record/2026/000877", "demo dispense record, encrypted at City Pharmacy"),
     ];
     for (key, label, document) in anchors {
         let label = Label::new(label).expect("demo labels are valid");
-        submit(
-            node,
-            sign(
-                key,
-                0,
-                Payload::Anchor {
-                    label,
-                    digest: sha256(document.as_bytes()),
-                },
-            ),
-        )?;
+        submit(node, sign(key, 0, Payload::Anchor { label, digest: sha256(document.as_bytes()) }))?;
     }
     // A pharmacy may not enrol members: this lands in the chain with a rejected receipt.
     let intruder = SigningKey::generate()?;
     submit(
         node,
-        sign(
-            &members[2],
-            1,
-            Payload::AddMember {
-                public_key: intruder.public_key(),
-                admin: false,
-            },
-        ),
+        sign(&members[2], 1, Payload::AddMember { public_key: intruder.public_key(), admin: false }),
     )?;
     node.produce_block()?;
     Ok(())
@@ -194,31 +138,15 @@ fn submit(node: &Node, tx: medledger_types::Transaction) -> Result<(), CliError>
         .map_err(|error| CliError::Remote(format!("demo transaction refused: {error}")))
 }
 
-fn print_banner(
-    node: &Node,
-    data_dir: &Path,
-    layout: &Layout,
-    address: SocketAddr,
-    temporary: bool,
-) {
+fn print_banner(node: &Node, data_dir: &Path, layout: &Layout, address: SocketAddr, temporary: bool) {
     let status = node.status();
     let url = format!("http://{address}");
     let keys = layout.keys_dir.display();
-    println!(
-        "MedLedger dev chain '{}' is running (height {}).",
-        status.chain_id, status.height
-    );
+    println!("MedLedger dev chain '{}' is running (height {}).", status.chain_id, status.height);
     println!("MedLedger node listening on {url}");
-    let lifetime = if temporary {
-        " (temporary: deleted when you stop)"
-    } else {
-        ""
-    };
+    let lifetime = if temporary { " (temporary: deleted when you stop)" } else { "" };
     println!("  data dir  {}{lifetime}", data_dir.display());
-    println!(
-        "  keys      {keys}/admin.pem (genesis admin), {keys}/{{{}}}.pem",
-        DEMO_MEMBERS.join(",")
-    );
+    println!("  keys      {keys}/admin.pem (genesis admin), {keys}/{{{}}}.pem", DEMO_MEMBERS.join(","));
     println!();
     println!("Try:");
     println!("  curl -s {url}/v1/status");

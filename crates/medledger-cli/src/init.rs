@@ -48,16 +48,10 @@ impl Layout {
 }
 
 pub fn run(cli: &Cli, args: &InitArgs) -> Result<(), CliError> {
-    let data_dir = cli
-        .data_dir
-        .clone()
-        .ok_or_else(|| CliError::Usage("init needs --data-dir DIR".into()))?;
+    let data_dir = cli.data_dir.clone().ok_or_else(|| CliError::Usage("init needs --data-dir DIR".into()))?;
     let layout = Layout::of(&data_dir);
     if medledger_store::database_path(&data_dir).exists() {
-        return Err(CliError::Usage(format!(
-            "{} already holds a chain",
-            data_dir.display()
-        )));
+        return Err(CliError::Usage(format!("{} already holds a chain", data_dir.display())));
     }
     std::fs::create_dir_all(&layout.keys_dir).map_err(CliError::io(&layout.keys_dir))?;
     let node_key = match &args.node_key {
@@ -71,17 +65,14 @@ pub fn run(cli: &Cli, args: &InitArgs) -> Result<(), CliError> {
                 .map_err(|error| CliError::Config(format!("{}: {error}", path.display())))?
         }
         None => {
-            let chain_id = ChainId::new(args.chain_id.clone())
-                .map_err(|error| CliError::Usage(error.to_string()))?;
+            let chain_id =
+                ChainId::new(args.chain_id.clone()).map_err(|error| CliError::Usage(error.to_string()))?;
             let admin = generate_key(&layout.keys_dir.join("admin.pem"))?;
             Genesis {
                 chain_id,
                 genesis_time_ms: crate::dev::now_ms(),
                 validators: vec![node_key.public_key()],
-                members: vec![GenesisMember {
-                    public_key: admin.public_key(),
-                    admin: true,
-                }],
+                members: vec![GenesisMember { public_key: admin.public_key(), admin: true }],
             }
         }
     };
@@ -101,22 +92,11 @@ pub fn run(cli: &Cli, args: &InitArgs) -> Result<(), CliError> {
         mempool_max_txs: medledger_node::NodeConfig::default().mempool_max_txs,
     }
     .save(&layout.config)?;
-    println!(
-        "initialised chain '{}' in {}",
-        genesis.chain_id,
-        data_dir.display()
-    );
+    println!("initialised chain '{}' in {}", genesis.chain_id, data_dir.display());
     println!("  genesis hash  {}", genesis.hash());
-    println!(
-        "  node key      {} ({})",
-        node_key.public_key(),
-        layout.node_key.display()
-    );
+    println!("  node key      {} ({})", node_key.public_key(), layout.node_key.display());
     println!("  config        {}", layout.config.display());
-    println!(
-        "run it with:    medledger node --config {}",
-        layout.config.display()
-    );
+    println!("run it with:    medledger node --config {}", layout.config.display());
     Ok(())
 }
 

@@ -28,10 +28,7 @@ pub fn run(command: &KeysCommand) -> Result<(), CliError> {
             let key = SigningKey::generate()?;
             key.save(out)?;
             println!("{}", key.public_key());
-            eprintln!(
-                "wrote {} (mode 0600); the line above is its public key",
-                out.display()
-            );
+            eprintln!("wrote {} (mode 0600); the line above is its public key", out.display());
         }
         KeysCommand::Show { file } => println!("{}", SigningKey::load(file)?.public_key()),
     }

@@ -70,9 +70,7 @@ impl Cli {
     /// `--data-dir` if given, else `--node`, else the default local node.
     fn target(&self) -> Result<Target, CliError> {
         match (&self.data_dir, &self.node) {
-            (Some(_), Some(_)) => Err(CliError::Usage(
-                "give either --data-dir or --node, not both".into(),
-            )),
+            (Some(_), Some(_)) => Err(CliError::Usage("give either --data-dir or --node, not both".into())),
             (Some(dir), None) => Ok(Target::DataDir(dir.clone())),
             (None, Some(url)) => Ok(Target::Node(url.clone())),
             (None, None) => Ok(Target::Node(format!("http://{DEFAULT_LISTEN}"))),
@@ -83,9 +81,9 @@ impl Cli {
     fn node_url(&self) -> Result<String, CliError> {
         match self.target()? {
             Target::Node(url) => Ok(url),
-            Target::DataDir(_) => Err(CliError::Usage(
-                "this command talks to a running node: pass --node URL".into(),
-            )),
+            Target::DataDir(_) => {
+                Err(CliError::Usage("this command talks to a running node: pass --node URL".into()))
+            }
         }
     }
 }

@@ -29,10 +29,7 @@ pub fn run(args: &NodeArgs) -> Result<(), CliError> {
     let key = SigningKey::load(&file.key_file)?;
     let node = open_node(&file.data_dir, key, file.node_config())?;
     let listener = bind(args.listen.unwrap_or(file.listen))?;
-    println!(
-        "MedLedger node listening on http://{}",
-        local_addr(&listener)?
-    );
+    println!("MedLedger node listening on http://{}", local_addr(&listener)?);
     serve(&node, listener)
 }
 
@@ -51,17 +48,13 @@ pub fn open_node(
 pub fn bind(address: SocketAddr) -> Result<TcpListener, CliError> {
     let listener = TcpListener::bind(address)
         .map_err(|error| CliError::Config(format!("cannot listen on {address}: {error}")))?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|error| CliError::Config(format!("listener: {error}")))?;
+    listener.set_nonblocking(true).map_err(|error| CliError::Config(format!("listener: {error}")))?;
     Ok(listener)
 }
 
 /// The bound address (useful with port 0).
 pub fn local_addr(listener: &TcpListener) -> Result<SocketAddr, CliError> {
-    listener
-        .local_addr()
-        .map_err(|error| CliError::Config(format!("listener: {error}")))
+    listener.local_addr().map_err(|error| CliError::Config(format!("listener: {error}")))
 }
 
 /// The block producer on its own thread (it does blocking fsyncs).
@@ -83,11 +76,7 @@ impl Producer {
                 move || node.run_producer(&stop)
             })
             .expect("spawning the producer thread");
-        Self {
-            node: Arc::clone(node),
-            stop,
-            thread,
-        }
+        Self { node: Arc::clone(node), stop, thread }
     }
 
     /// Stops after the block in progress, if any.

@@ -72,15 +72,8 @@ struct AccountView {
 pub fn run(cli: &Cli, command: &TxCommand) -> Result<(), CliError> {
     let client = Client::new(&cli.node_url()?);
     match command {
-        TxCommand::Submit {
-            key,
-            nonce,
-            wait,
-            payload,
-        } => {
-            let key = key
-                .as_ref()
-                .ok_or_else(|| CliError::Usage("tx submit needs --key FILE".into()))?;
+        TxCommand::Submit { key, nonce, wait, payload } => {
+            let key = key.as_ref().ok_or_else(|| CliError::Usage("tx submit needs --key FILE".into()))?;
             let key = SigningKey::load(key)?;
             let payload = build_payload(payload)?;
             let status: StatusView = client.get_json("/v1/status")?;
@@ -92,18 +85,9 @@ pub fn run(cli: &Cli, command: &TxCommand) -> Result<(), CliError> {
                         .pending_nonce
                 }
             };
-            let tx = TxBody {
-                chain_id: status.chain_id,
-                signer: key.public_key(),
-                nonce,
-                payload,
-            }
-            .sign(&key);
-            let path = if *wait {
-                "/v1/txs?wait=true"
-            } else {
-                "/v1/txs"
-            };
+            let tx =
+                TxBody { chain_id: status.chain_id, signer: key.public_key(), nonce, payload }.sign(&key);
+            let path = if *wait { "/v1/txs?wait=true" } else { "/v1/txs" };
             let answer: Value = client.post_json(path, &tx)?;
             print_json(&answer);
         }
@@ -116,18 +100,10 @@ fn build_payload(args: &PayloadArgs) -> Result<Payload, CliError> {
     Ok(match args {
         PayloadArgs::AddMember { public_key, admin } => {
             let public_key: PublicKey = public_key.parse()?;
-            Payload::AddMember {
-                public_key,
-                admin: *admin,
-            }
+            Payload::AddMember { public_key, admin: *admin }
         }
-        PayloadArgs::Anchor {
-            label,
-            digest,
-            file,
-        } => {
-            let label =
-                Label::new(label.clone()).map_err(|error| CliError::Usage(error.to_string()))?;
+        PayloadArgs::Anchor { label, digest, file } => {
+            let label = Label::new(label.clone()).map_err(|error| CliError::Usage(error.to_string()))?;
             let digest = match (digest, file) {
                 (Some(digest), _) => *digest,
                 (None, Some(file)) => sha256(&std::fs::read(file).map_err(CliError::io(file))?),

@@ -36,35 +36,25 @@ impl BlockSource for ReadOnlyStore {
     }
 
     fn block_bytes(&self, height: u64) -> Result<Vec<u8>, CliError> {
-        ReadOnlyStore::block_bytes(self, height)?.ok_or(CliError::Verification {
-            height,
-            reason: "the block is missing from the store".into(),
-        })
+        ReadOnlyStore::block_bytes(self, height)?
+            .ok_or(CliError::Verification { height, reason: "the block is missing from the store".into() })
     }
 
     fn receipts(&self, height: u64) -> Result<Vec<Receipt>, CliError> {
         match ReadOnlyStore::receipts(self, height) {
             Ok(Some(receipts)) => Ok(receipts),
-            Ok(None) => Err(CliError::Verification {
-                height,
-                reason: "the block's receipts are missing".into(),
-            }),
-            Err(error) => Err(CliError::Verification {
-                height,
-                reason: error.to_string(),
-            }),
+            Ok(None) => {
+                Err(CliError::Verification { height, reason: "the block's receipts are missing".into() })
+            }
+            Err(error) => Err(CliError::Verification { height, reason: error.to_string() }),
         }
     }
 }
 
 impl BlockSource for Client {
     fn genesis(&self) -> Result<Genesis, CliError> {
-        Genesis::from_canonical(&self.get_bytes("/v1/genesis")?).map_err(|error| {
-            CliError::Verification {
-                height: 0,
-                reason: format!("genesis: {error}"),
-            }
-        })
+        Genesis::from_canonical(&self.get_bytes("/v1/genesis")?)
+            .map_err(|error| CliError::Verification { height: 0, reason: format!("genesis: {error}") })
     }
 
     fn height(&self) -> Result<u64, CliError> {
@@ -84,9 +74,7 @@ impl BlockSource for Client {
         struct Receipts {
             receipts: Vec<Receipt>,
         }
-        Ok(self
-            .get_json::<Receipts>(&format!("/v1/blocks/{height}/receipts"))?
-            .receipts)
+        Ok(self.get_json::<Receipts>(&format!("/v1/blocks/{height}/receipts"))?.receipts)
     }
 }
 
@@ -111,10 +99,8 @@ fn verify(source: &impl BlockSource, args: &VerifyArgs) -> Result<(), CliError> 
     }
     let height = source.height()?;
     let progress = ProgressBar::new(height).with_style(
-        ProgressStyle::with_template(
-            "verifying {bar:40} {pos}/{len} blocks ({per_sec}, {eta} left)",
-        )
-        .expect("the progress template is valid"),
+        ProgressStyle::with_template("verifying {bar:40} {pos}/{len} blocks ({per_sec}, {eta} left)")
+            .expect("the progress template is valid"),
     );
     let mut chain = Chain::from_genesis(genesis);
     let mut transactions = 0usize;
@@ -122,22 +108,16 @@ fn verify(source: &impl BlockSource, args: &VerifyArgs) -> Result<(), CliError> 
         let fail = |reason: String| CliError::Verification { height, reason };
         let block = Block::decode(&source.block_bytes(height)?)
             .map_err(|error| fail(format!("undecodable block: {error}")))?;
-        let verified = chain
-            .validate(block)
-            .map_err(|error| fail(error.to_string()))?;
+        let verified = chain.validate(block).map_err(|error| fail(error.to_string()))?;
         if source.receipts(height)? != verified.receipts() {
-            return Err(fail(
-                "stored receipts differ from the receipts the block produces".into(),
-            ));
+            return Err(fail("stored receipts differ from the receipts the block produces".into()));
         }
         transactions += verified.block().transactions.len();
         chain.commit(verified);
         progress.inc(1);
     }
     progress.finish_and_clear();
-    println!(
-        "verified {height} blocks and {transactions} transactions from genesis {genesis_hash}"
-    );
+    println!("verified {height} blocks and {transactions} transactions from genesis {genesis_hash}");
     println!("  head      {}", chain.head_hash());
     println!("  state     {}", chain.state().root());
     println!("  history   {}", chain.history().root());

@@ -40,20 +40,14 @@ fn status_health_and_genesis_describe_the_dev_chain() {
     assert_eq!(status["finalized_height"], status["height"]);
     let latest = get(&format!("{}/v1/blocks/latest", node.url)).json();
     assert_eq!(status["last_block_hash"], latest["hash"]);
-    assert_eq!(
-        status["state_root"],
-        latest["block"]["header"]["state_root"]
-    );
+    assert_eq!(status["state_root"], latest["block"]["header"]["state_root"]);
     assert_eq!(get(&format!("{}/healthz", node.url)).json()["status"], "ok");
     let genesis = get(&format!("{}/v1/genesis", node.url)).json();
     assert_eq!(genesis["hash"], status["genesis_hash"]);
     let canonical = get_bytes(&format!("{}/v1/genesis", node.url));
     assert_eq!(canonical.content_type, "application/octet-stream");
     assert_eq!(
-        medledger_types::Genesis::from_canonical(&canonical.body)
-            .expect("canonical genesis")
-            .hash()
-            .to_hex(),
+        medledger_types::Genesis::from_canonical(&canonical.body).expect("canonical genesis").hash().to_hex(),
         status["genesis_hash"].as_str().expect("hash")
     );
 }
@@ -64,12 +58,7 @@ fn a_submitted_transaction_is_committed_and_provable() {
     let key = node.key("northside-lab");
     let tx = anchor_tx(&key, next_nonce(&node, &key), "lab-report/2026/009001");
     let reply = post_json(&format!("{}/v1/txs?wait=true", node.url), &to_json(&tx));
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
     let answer = reply.json();
     assert_eq!(answer["tx_id"], tx.id().to_string());
     assert_eq!(answer["status"], "committed");
@@ -83,26 +72,19 @@ fn a_submitted_transaction_is_committed_and_provable() {
 
     let by_height = get(&format!("{}/v1/blocks/{height}", node.url)).json();
     let hash = by_height["hash"].as_str().expect("hash").to_owned();
-    assert_eq!(
-        get(&format!("{}/v1/blocks/{hash}", node.url)).json(),
-        by_height
-    );
+    assert_eq!(get(&format!("{}/v1/blocks/{hash}", node.url)).json(), by_height);
     let raw = get_bytes(&format!("{}/v1/blocks/{height}", node.url));
-    let block = <medledger_types::Block as medledger_types::Decode>::decode(&raw.body)
-        .expect("canonical block");
+    let block =
+        <medledger_types::Block as medledger_types::Decode>::decode(&raw.body).expect("canonical block");
     assert_eq!(block.hash().to_hex(), hash);
 
     let proof_view = get(&format!("{}/v1/txs/{}/proof", node.url, tx.id())).json();
-    let proof: InclusionProof =
-        serde_json::from_value(proof_view["proof"].clone()).expect("inclusion proof");
+    let proof: InclusionProof = serde_json::from_value(proof_view["proof"].clone()).expect("inclusion proof");
     let tx_root: Digest = serde_json::from_value(proof_view["tx_root"].clone()).expect("tx root");
     assert_eq!(tx_root, block.header.tx_root);
     assert_eq!(proof.verify(&leaf_hash(&tx.encode()), &tx_root), Ok(()));
     let other = anchor_tx(&key, 99, "lab-report/2026/other");
-    assert!(
-        proof.verify(&leaf_hash(&other.encode()), &tx_root).is_err(),
-        "a proof proves only its own leaf"
-    );
+    assert!(proof.verify(&leaf_hash(&other.encode()), &tx_root).is_err(), "a proof proves only its own leaf");
 }
 
 #[test]
@@ -110,33 +92,18 @@ fn consistency_proofs_link_earlier_chains_to_later_headers() {
     let node = DevNode::start();
     let key = node.key("st-mary-hospital");
     for index in 0..3 {
-        let tx = anchor_tx(
-            &key,
-            next_nonce(&node, &key),
-            &format!("referral/2026/{index:06}"),
-        );
-        assert_eq!(
-            post_json(&format!("{}/v1/txs?wait=true", node.url), &to_json(&tx)).status,
-            200
-        );
+        let tx = anchor_tx(&key, next_nonce(&node, &key), &format!("referral/2026/{index:06}"));
+        assert_eq!(post_json(&format!("{}/v1/txs?wait=true", node.url), &to_json(&tx)).status, 200);
     }
-    let height = get(&format!("{}/v1/status", node.url)).json()["height"]
-        .as_u64()
-        .expect("height");
+    let height = get(&format!("{}/v1/status", node.url)).json()["height"].as_u64().expect("height");
     assert!(height >= 5);
-    let answer = get(&format!(
-        "{}/v1/proofs/consistency?first=2&second={}",
-        node.url,
-        height - 1
-    ))
-    .json();
+    let answer = get(&format!("{}/v1/proofs/consistency?first=2&second={}", node.url, height - 1)).json();
     let proof: ConsistencyProof = serde_json::from_value(answer["proof"].clone()).expect("proof");
     let first_root: Digest = serde_json::from_value(answer["first_root"].clone()).expect("root");
     let second_root: Digest = serde_json::from_value(answer["second_root"].clone()).expect("root");
     assert_eq!(proof.verify(&first_root, &second_root), Ok(()));
     // The roots are the history roots committed in the headers that follow them.
-    let header =
-        |h: u64| get(&format!("{}/v1/blocks/{h}", node.url)).json()["block"]["header"].clone();
+    let header = |h: u64| get(&format!("{}/v1/blocks/{h}", node.url)).json()["block"]["header"].clone();
     assert_eq!(header(3)["history_root"], answer["first_root"]);
     assert_eq!(header(height)["history_root"], answer["second_root"]);
     assert!(proof.verify(&second_root, &first_root).is_err());
@@ -147,11 +114,7 @@ fn canonical_bytes_are_accepted_too() {
     let node = DevNode::start();
     let key = node.key("city-pharmacy");
     let tx = anchor_tx(&key, next_nonce(&node, &key), "dispense-record/2026/000900");
-    let reply = post(
-        &format!("{}/v1/txs", node.url),
-        "application/octet-stream",
-        &tx.encode(),
-    );
+    let reply = post(&format!("{}/v1/txs", node.url), "application/octet-stream", &tx.encode());
     assert_eq!(reply.status, 202);
     assert_eq!(reply.json()["tx_id"], tx.id().to_string());
 }
@@ -191,23 +154,16 @@ fn bad_signature_wrong_chain_unknown_signer_and_replays_are_rejected() {
     post_json(&url, &to_json(&other_chain.sign(&key))).assert_problem(422, "wrong-chain");
 
     let stranger = SigningKey::from_seed(&[42; 32]);
-    post_json(
-        &url,
-        &to_json(&anchor_tx(&stranger, 0, "lab-report/stranger")),
-    )
-    .assert_problem(403, "unknown-signer");
+    post_json(&url, &to_json(&anchor_tx(&stranger, 0, "lab-report/stranger")))
+        .assert_problem(403, "unknown-signer");
 
     // The lab's demo anchor used nonce 0: a new transaction with that nonce is a replay.
-    post_json(&url, &to_json(&anchor_tx(&key, 0, "lab-report/replay")))
-        .assert_problem(409, "nonce-replayed");
+    post_json(&url, &to_json(&anchor_tx(&key, 0, "lab-report/replay"))).assert_problem(409, "nonce-replayed");
     assert_eq!(ledger_fingerprint(&node.url), before);
 
     // Resubmitting a committed transaction says where it is.
     let tx = anchor_tx(&key, nonce, "lab-report/2026/once");
-    assert_eq!(
-        post_json(&format!("{url}?wait=true"), &to_json(&tx)).status,
-        200
-    );
+    assert_eq!(post_json(&format!("{url}?wait=true"), &to_json(&tx)).status, 200);
     let after_commit = ledger_fingerprint(&node.url);
     post_json(&url, &to_json(&tx)).assert_problem(409, "already-committed");
     assert_eq!(ledger_fingerprint(&node.url), after_commit);
@@ -223,19 +179,12 @@ fn non_canonical_and_truncated_bytes_are_rejected() {
 
     let mut trailing = bytes.clone();
     trailing.push(0);
-    let problem = post(&url, "application/octet-stream", &trailing)
-        .assert_problem(400, "non-canonical-encoding");
-    assert!(
-        problem["detail"]
-            .as_str()
-            .expect("detail")
-            .contains("trailing"),
-        "{problem}"
-    );
+    let problem =
+        post(&url, "application/octet-stream", &trailing).assert_problem(400, "non-canonical-encoding");
+    assert!(problem["detail"].as_str().expect("detail").contains("trailing"), "{problem}");
 
     for cut in [1, bytes.len() / 2, bytes.len() - 1] {
-        post(&url, "application/octet-stream", &bytes[..cut])
-            .assert_problem(400, "non-canonical-encoding");
+        post(&url, "application/octet-stream", &bytes[..cut]).assert_problem(400, "non-canonical-encoding");
     }
 
     let admin = node.key("admin");
@@ -251,20 +200,11 @@ fn non_canonical_and_truncated_bytes_are_rejected() {
     .sign(&admin);
     let mut non_canonical_bool = add.encode();
     let flag = non_canonical_bool.len() - 64 - 1;
-    assert_eq!(
-        non_canonical_bool[flag], 0,
-        "the admin flag precedes the signature"
-    );
+    assert_eq!(non_canonical_bool[flag], 0, "the admin flag precedes the signature");
     non_canonical_bool[flag] = 2;
     let problem = post(&url, "application/octet-stream", &non_canonical_bool)
         .assert_problem(400, "non-canonical-encoding");
-    assert!(
-        problem["detail"]
-            .as_str()
-            .expect("detail")
-            .contains("non-canonical"),
-        "{problem}"
-    );
+    assert!(problem["detail"].as_str().expect("detail").contains("non-canonical"), "{problem}");
     assert_eq!(ledger_fingerprint(&node.url), before);
 }
 
@@ -283,8 +223,7 @@ fn lookups_of_missing_or_malformed_things_are_clear_4xx() {
     get(&format!("{url}/v1/proofs/consistency?first=1")).assert_problem(400, "bad-query");
     get(&format!("{url}/v1/accounts/zz")).assert_problem(400, "bad-public-key");
     get(&format!("{url}/v1/nothing-here")).assert_problem(404, "not-found");
-    post(&format!("{url}/v1/status"), "application/json", b"{}")
-        .assert_problem(405, "method-not-allowed");
+    post(&format!("{url}/v1/status"), "application/json", b"{}").assert_problem(405, "method-not-allowed");
 }
 
 #[test]
@@ -302,13 +241,7 @@ fn batch_submission_answers_each_transaction() {
     let results = reply.json()["results"].clone();
     assert_eq!(results[0]["result"], "accepted");
     assert_eq!(results[1]["result"], "rejected");
-    assert_eq!(
-        results[1]["problem"]["type"],
-        "urn:medledger:problem:nonce-replayed"
-    );
-    post_json(
-        &format!("{}/v1/txs/batch", node.url),
-        &json!({ "transactions": [] }),
-    )
-    .assert_problem(400, "batch-size");
+    assert_eq!(results[1]["problem"]["type"], "urn:medledger:problem:nonce-replayed");
+    post_json(&format!("{}/v1/txs/batch", node.url), &json!({ "transactions": [] }))
+        .assert_problem(400, "batch-size");
 }

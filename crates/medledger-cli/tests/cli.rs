@@ -10,11 +10,7 @@ use serde_json::Value;
 use support::{Process, path_str, run};
 
 fn stdout_of(output: &std::process::Output) -> String {
-    assert!(
-        output.status.success(),
-        "command failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "command failed: {}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
@@ -22,25 +18,12 @@ fn stdout_of(output: &std::process::Output) -> String {
 fn keys_gen_writes_a_private_pem_and_never_overwrites() {
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("clinician.pem");
-    let public_key = stdout_of(&run(&["keys", "gen", "--out", path_str(&file)]))
-        .trim()
-        .to_owned();
+    let public_key = stdout_of(&run(&["keys", "gen", "--out", path_str(&file)])).trim().to_owned();
     assert_eq!(public_key.len(), 64);
-    let mode = std::fs::metadata(&file)
-        .expect("key file")
-        .permissions()
-        .mode()
-        & 0o777;
+    let mode = std::fs::metadata(&file).expect("key file").permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
-    assert!(
-        std::fs::read_to_string(&file)
-            .expect("pem")
-            .starts_with("-----BEGIN PRIVATE KEY-----")
-    );
-    assert_eq!(
-        stdout_of(&run(&["keys", "show", path_str(&file)])).trim(),
-        public_key
-    );
+    assert!(std::fs::read_to_string(&file).expect("pem").starts_with("-----BEGIN PRIVATE KEY-----"));
+    assert_eq!(stdout_of(&run(&["keys", "show", path_str(&file)])).trim(), public_key);
     let again = run(&["keys", "gen", "--out", path_str(&file)]);
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("refusing to overwrite"));
@@ -50,37 +33,21 @@ fn keys_gen_writes_a_private_pem_and_never_overwrites() {
 fn init_then_node_then_submit_show_and_verify() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = path_str(dir.path());
-    let init = stdout_of(&run(&[
-        "init",
-        "--data-dir",
-        data,
-        "--chain-id",
-        "st-mary-test",
-    ]));
+    let init = stdout_of(&run(&["init", "--data-dir", data, "--chain-id", "st-mary-test"]));
     assert!(init.contains("initialised chain 'st-mary-test'"), "{init}");
     let again = run(&["init", "--data-dir", data]);
     assert!(!again.status.success(), "init refuses an existing chain");
 
     let config = dir.path().join("node.toml");
-    let mut node = Process::spawn(&[
-        "node",
-        "--config",
-        path_str(&config),
-        "--listen",
-        "127.0.0.1:0",
-    ]);
+    let mut node = Process::spawn(&["node", "--config", path_str(&config), "--listen", "127.0.0.1:0"]);
     let line = node
-        .wait_for_line(Duration::from_secs(60), |line| {
-            line.contains("listening on http://")
-        })
+        .wait_for_line(Duration::from_secs(60), |line| line.contains("listening on http://"))
         .expect("the node listens");
     let url = line.rsplit(' ').next().expect("url").to_owned();
 
     let admin_key = dir.path().join("keys/admin.pem");
     let member_key = dir.path().join("member.pem");
-    let member = stdout_of(&run(&["keys", "gen", "--out", path_str(&member_key)]))
-        .trim()
-        .to_owned();
+    let member = stdout_of(&run(&["keys", "gen", "--out", path_str(&member_key)])).trim().to_owned();
     let added: Value = serde_json::from_str(&stdout_of(&run(&[
         "--node",
         &url,
@@ -97,11 +64,7 @@ fn init_then_node_then_submit_show_and_verify() {
     assert_eq!(added["receipt"]["status"], "applied", "{added}");
 
     let document = dir.path().join("report.pdf");
-    std::fs::write(
-        &document,
-        b"%PDF-1.7 an imaging report that stays off chain",
-    )
-    .expect("write document");
+    std::fs::write(&document, b"%PDF-1.7 an imaging report that stays off chain").expect("write document");
     let anchored: Value = serde_json::from_str(&stdout_of(&run(&[
         "--node",
         &url,
@@ -141,41 +104,22 @@ fn init_then_node_then_submit_show_and_verify() {
     assert_eq!(latest["block"]["header"]["height"], 3);
     let hash = latest["hash"].as_str().expect("hash").to_owned();
     let by_hash: Value =
-        serde_json::from_str(&stdout_of(&run(&["--node", &url, "block", "show", &hash])))
-            .expect("json");
+        serde_json::from_str(&stdout_of(&run(&["--node", &url, "block", "show", &hash]))).expect("json");
     assert_eq!(by_hash, latest);
 
     let verified = stdout_of(&run(&["--node", &url, "verify"]));
-    assert!(
-        verified.contains("verified 3 blocks and 3 transactions"),
-        "{verified}"
-    );
+    assert!(verified.contains("verified 3 blocks and 3 transactions"), "{verified}");
 
-    assert!(
-        node.terminate().success(),
-        "the node stops cleanly on SIGTERM"
-    );
-    let offline: Value = serde_json::from_str(&stdout_of(&run(&[
-        "--data-dir",
-        data,
-        "block",
-        "show",
-        "3",
-    ])))
-    .expect("json");
+    assert!(node.terminate().success(), "the node stops cleanly on SIGTERM");
+    let offline: Value =
+        serde_json::from_str(&stdout_of(&run(&["--data-dir", data, "block", "show", "3"]))).expect("json");
     assert_eq!(offline["hash"], latest["hash"]);
     assert!(stdout_of(&run(&["--data-dir", data, "verify"])).contains("verified 3 blocks"));
 }
 
 #[test]
 fn clear_errors_for_bad_command_lines() {
-    let both = run(&[
-        "--data-dir",
-        "/nonexistent",
-        "--node",
-        "http://127.0.0.1:1",
-        "verify",
-    ]);
+    let both = run(&["--data-dir", "/nonexistent", "--node", "http://127.0.0.1:1", "verify"]);
     assert!(!both.status.success());
     assert!(String::from_utf8_lossy(&both.stderr).contains("either --data-dir or --node"));
 

@@ -29,13 +29,9 @@ fn sigkill_during_ingest_never_loses_or_corrupts_committed_blocks() {
             "--seed",
             &seed.to_string(),
         ]);
-        let first = ingest.wait_for_line(Duration::from_secs(120), |line| {
-            line.starts_with("committed height")
-        });
-        assert!(
-            first.is_some(),
-            "seed {seed}: ingest never committed a block"
-        );
+        let first =
+            ingest.wait_for_line(Duration::from_secs(120), |line| line.starts_with("committed height"));
+        assert!(first.is_some(), "seed {seed}: ingest never committed a block");
         // Let it write for a seed-dependent while, then kill it mid-stream.
         std::thread::sleep(Duration::from_millis(50 + (seed * 7919) % 600));
         ingest.kill();
@@ -43,13 +39,7 @@ fn sigkill_during_ingest_never_loses_or_corrupts_committed_blocks() {
             .lines
             .try_iter()
             .chain(first)
-            .filter_map(|line| {
-                line.strip_prefix("committed height ")?
-                    .split(' ')
-                    .next()?
-                    .parse::<u64>()
-                    .ok()
-            })
+            .filter_map(|line| line.strip_prefix("committed height ")?.split(' ').next()?.parse::<u64>().ok())
             .max()
             .expect("at least one acknowledged height");
 
@@ -60,9 +50,8 @@ fn sigkill_during_ingest_never_loses_or_corrupts_committed_blocks() {
             "seed {seed}: verify failed after SIGKILL: {}",
             String::from_utf8_lossy(&output.stderr)
         );
-        let (_store, chain) = Store::open(dir.path()).unwrap_or_else(|error| {
-            panic!("seed {seed}: the store does not reopen after SIGKILL: {error}")
-        });
+        let (_store, chain) = Store::open(dir.path())
+            .unwrap_or_else(|error| panic!("seed {seed}: the store does not reopen after SIGKILL: {error}"));
         eprintln!(
             "seed {seed}: killed after acknowledged height {acknowledged}; reopened at {}",
             chain.height()

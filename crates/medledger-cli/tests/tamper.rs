@@ -22,11 +22,7 @@ fn build_chain(dir: &Path) {
         "--block-txs",
         "100",
     ]);
-    assert!(
-        output.status.success(),
-        "ingest failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "ingest failed: {}", String::from_utf8_lossy(&output.stderr));
 }
 
 /// A tiny deterministic generator (SplitMix64), so each case is reproducible from its seed.
@@ -43,21 +39,12 @@ fn flip_byte(database: &Path, height: u64, position: usize) {
     let mut bytes = {
         let read = db.begin_read().expect("read");
         let blocks = read.open_table(BLOCKS).expect("blocks table");
-        blocks
-            .get(height)
-            .expect("get")
-            .expect("block exists")
-            .value()
-            .to_vec()
+        blocks.get(height).expect("get").expect("block exists").value().to_vec()
     };
     let position = position % bytes.len();
     bytes[position] ^= 0x01;
     let write = db.begin_write().expect("write");
-    write
-        .open_table(BLOCKS)
-        .expect("blocks table")
-        .insert(height, bytes.as_slice())
-        .expect("insert");
+    write.open_table(BLOCKS).expect("blocks table").insert(height, bytes.as_slice()).expect("insert");
     write.commit().expect("commit");
 }
 
@@ -66,16 +53,9 @@ fn verify_passes_on_an_intact_chain() {
     let dir = tempfile::tempdir().expect("temp dir");
     build_chain(dir.path());
     let output = run(&["verify", "--data-dir", path_str(dir.path())]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        stdout.contains("verified 12 blocks and 1200 transactions"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("verified 12 blocks and 1200 transactions"), "{stdout}");
 }
 
 #[test]
@@ -88,19 +68,11 @@ fn verify_points_at_the_block_with_one_tampered_byte() {
         let height = 1 + splitmix(&mut state) % 12;
         let position = usize::try_from(splitmix(&mut state) % 1_000_000).expect("small");
         let copy = tempfile::tempdir().expect("temp dir");
-        std::fs::copy(&database, medledger_store::database_path(copy.path()))
-            .expect("copy the store");
-        flip_byte(
-            &medledger_store::database_path(copy.path()),
-            height,
-            position,
-        );
+        std::fs::copy(&database, medledger_store::database_path(copy.path())).expect("copy the store");
+        flip_byte(&medledger_store::database_path(copy.path()), height, position);
         let output = run(&["verify", "--data-dir", path_str(copy.path())]);
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(
-            !output.status.success(),
-            "seed {seed}: verify accepted a tampered block {height}"
-        );
+        assert!(!output.status.success(), "seed {seed}: verify accepted a tampered block {height}");
         assert!(
             stderr.contains(&format!("verification failed at height {height}:")),
             "seed {seed}: tampered block {height} (byte {position}), verify said: {stderr}"

@@ -44,52 +44,28 @@ struct SignedMessages {
 
 fn signed_messages(count: usize) -> SignedMessages {
     let keys: Vec<SigningKey> = (0..count).map(key).collect();
-    let messages: Vec<Vec<u8>> = (0..count)
-        .map(|index| format!("medledger/bench/v1 message {index}").into_bytes())
-        .collect();
-    let signatures = keys
-        .iter()
-        .zip(&messages)
-        .map(|(key, message)| key.sign(message))
-        .collect();
+    let messages: Vec<Vec<u8>> =
+        (0..count).map(|index| format!("medledger/bench/v1 message {index}").into_bytes()).collect();
+    let signatures = keys.iter().zip(&messages).map(|(key, message)| key.sign(message)).collect();
     let public_keys = keys.iter().map(SigningKey::public_key).collect();
-    SignedMessages {
-        messages,
-        signatures,
-        public_keys,
-    }
+    SignedMessages { messages, signatures, public_keys }
 }
 
 fn ed25519(c: &mut Criterion) {
     let signed = signed_messages(BATCH_SIGNATURES);
     let message_refs: Vec<&[u8]> = signed.messages.iter().map(Vec::as_slice).collect();
     // Benchmark the path that succeeds: a failing batch falls back to one-by-one verification.
-    assert_eq!(
-        verify_batch(&message_refs, &signed.signatures, &signed.public_keys),
-        Ok(())
-    );
+    assert_eq!(verify_batch(&message_refs, &signed.signatures, &signed.public_keys), Ok(()));
 
     let mut group = c.benchmark_group("ed25519");
-    group
-        .measurement_time(MEASUREMENT_TIME)
-        .warm_up_time(WARM_UP_TIME)
-        .sample_size(SAMPLE_SIZE);
+    group.measurement_time(MEASUREMENT_TIME).warm_up_time(WARM_UP_TIME).sample_size(SAMPLE_SIZE);
     group.throughput(Throughput::Elements(1));
     group.bench_function("verify_single", |b| {
-        b.iter(|| {
-            signed.public_keys[0]
-                .verify(black_box(message_refs[0]), black_box(&signed.signatures[0]))
-        });
+        b.iter(|| signed.public_keys[0].verify(black_box(message_refs[0]), black_box(&signed.signatures[0])));
     });
     group.throughput(Throughput::Elements(BATCH_SIGNATURES as u64));
     group.bench_function("verify_batch_1000", |b| {
-        b.iter(|| {
-            verify_batch(
-                black_box(&message_refs),
-                black_box(&signed.signatures),
-                &signed.public_keys,
-            )
-        });
+        b.iter(|| verify_batch(black_box(&message_refs), black_box(&signed.signatures), &signed.public_keys));
     });
     group.finish();
 }
@@ -104,35 +80,21 @@ fn index_sequence() -> impl FnMut() -> u64 {
 }
 
 fn merkle(c: &mut Criterion) {
-    let leaves: Vec<_> = (0..TREE_LEAVES)
-        .map(|index| leaf_hash(&index.to_le_bytes()))
-        .collect();
+    let leaves: Vec<_> = (0..TREE_LEAVES).map(|index| leaf_hash(&index.to_le_bytes())).collect();
     let tree = MerkleTree::from_leaf_hashes(leaves.iter().copied());
     let root = tree.root();
     let mut next_index = index_sequence();
     let proofs: Vec<(InclusionProof, _)> = (0..PRECOMPUTED_PROOFS)
         .map(|_| {
             let index = next_index();
-            let proof = tree
-                .inclusion_proof(index, TREE_LEAVES)
-                .expect("index is below the tree size");
-            (
-                proof,
-                leaves[usize::try_from(index).expect("index fits in usize")],
-            )
+            let proof = tree.inclusion_proof(index, TREE_LEAVES).expect("index is below the tree size");
+            (proof, leaves[usize::try_from(index).expect("index fits in usize")])
         })
         .collect();
-    assert!(
-        proofs
-            .iter()
-            .all(|(proof, leaf)| proof.verify(leaf, &root).is_ok())
-    );
+    assert!(proofs.iter().all(|(proof, leaf)| proof.verify(leaf, &root).is_ok()));
 
     let mut group = c.benchmark_group("merkle");
-    group
-        .measurement_time(MEASUREMENT_TIME)
-        .warm_up_time(WARM_UP_TIME)
-        .sample_size(SAMPLE_SIZE);
+    group.measurement_time(MEASUREMENT_TIME).warm_up_time(WARM_UP_TIME).sample_size(SAMPLE_SIZE);
     group.throughput(Throughput::Elements(1));
     group.bench_function("inclusion_proof_generate_1m", |b| {
         b.iter(|| tree.inclusion_proof(black_box(next_index()), TREE_LEAVES));
@@ -140,9 +102,7 @@ fn merkle(c: &mut Criterion) {
     let mut proof_cycle = proofs.iter().cycle();
     group.bench_function("inclusion_proof_verify_1m", |b| {
         b.iter(|| {
-            let (proof, leaf) = proof_cycle
-                .next()
-                .expect("a cycle over a non-empty list never ends");
+            let (proof, leaf) = proof_cycle.next().expect("a cycle over a non-empty list never ends");
             black_box(proof).verify(leaf, &root)
         });
     });

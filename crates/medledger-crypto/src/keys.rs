@@ -12,9 +12,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use ed25519_dalek::Signer as _;
-use ed25519_dalek::pkcs8::{
-    DecodePrivateKey as _, EncodePrivateKey as _, spki::der::pem::LineEnding,
-};
+use ed25519_dalek::pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _, spki::der::pem::LineEnding};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use zeroize::Zeroizing;
 
@@ -91,24 +89,17 @@ impl SigningKey {
 
     /// PKCS#8 PEM text of the secret key.
     pub fn to_pkcs8_pem(&self) -> Zeroizing<String> {
-        self.0
-            .to_pkcs8_pem(LineEnding::LF)
-            .expect("encoding a valid Ed25519 key as PKCS#8 cannot fail")
+        self.0.to_pkcs8_pem(LineEnding::LF).expect("encoding a valid Ed25519 key as PKCS#8 cannot fail")
     }
 
     /// Parses PKCS#8 PEM text.
     pub fn from_pkcs8_pem(pem: &str) -> Option<Self> {
-        ed25519_dalek::SigningKey::from_pkcs8_pem(pem)
-            .ok()
-            .map(Self)
+        ed25519_dalek::SigningKey::from_pkcs8_pem(pem).ok().map(Self)
     }
 
     /// Writes the key to a new file with mode 0600. Never overwrites an existing file.
     pub fn save(&self, path: &Path) -> Result<(), KeyError> {
-        let io_error = |source| KeyError::Io {
-            path: path.to_owned(),
-            source,
-        };
+        let io_error = |source| KeyError::Io { path: path.to_owned(), source };
         let mut file = fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -121,23 +112,16 @@ impl SigningKey {
                     io_error(source)
                 }
             })?;
-        file.write_all(self.to_pkcs8_pem().as_bytes())
-            .map_err(io_error)?;
+        file.write_all(self.to_pkcs8_pem().as_bytes()).map_err(io_error)?;
         file.sync_all().map_err(io_error)
     }
 
     /// Reads a key file written by [`SigningKey::save`], refusing files others can read.
     pub fn load(path: &Path) -> Result<Self, KeyError> {
-        let io_error = |source| KeyError::Io {
-            path: path.to_owned(),
-            source,
-        };
+        let io_error = |source| KeyError::Io { path: path.to_owned(), source };
         let mode = fs::metadata(path).map_err(io_error)?.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
-            return Err(KeyError::InsecurePermissions {
-                path: path.to_owned(),
-                mode,
-            });
+            return Err(KeyError::InsecurePermissions { path: path.to_owned(), mode });
         }
         let pem = Zeroizing::new(fs::read_to_string(path).map_err(io_error)?);
         Self::from_pkcs8_pem(&pem).ok_or_else(|| KeyError::NotPkcs8Pem(path.to_owned()))
@@ -183,9 +167,7 @@ impl PublicKey {
     /// Verifies one signature with the strict rules (no malleable or small-order components).
     pub fn verify(&self, message: &[u8], signature: &Signature) -> Result<(), SignatureError> {
         let signature = ed25519_dalek::Signature::from_bytes(&signature.0);
-        self.0
-            .verify_strict(message, &signature)
-            .map_err(|_| SignatureError { index: 0 })
+        self.0.verify_strict(message, &signature).map_err(|_| SignatureError { index: 0 })
     }
 }
 
@@ -298,32 +280,19 @@ pub fn verify_batch(
     signatures: &[Signature],
     public_keys: &[PublicKey],
 ) -> Result<(), SignatureError> {
-    assert_eq!(
-        messages.len(),
-        signatures.len(),
-        "one signature per message"
-    );
-    assert_eq!(
-        messages.len(),
-        public_keys.len(),
-        "one public key per message"
-    );
+    assert_eq!(messages.len(), signatures.len(), "one signature per message");
+    assert_eq!(messages.len(), public_keys.len(), "one public key per message");
     if messages.is_empty() {
         return Ok(());
     }
-    let dalek_signatures: Vec<_> = signatures
-        .iter()
-        .map(|signature| ed25519_dalek::Signature::from_bytes(&signature.0))
-        .collect();
+    let dalek_signatures: Vec<_> =
+        signatures.iter().map(|signature| ed25519_dalek::Signature::from_bytes(&signature.0)).collect();
     let dalek_keys: Vec<_> = public_keys.iter().map(|key| key.0).collect();
     if ed25519_dalek::verify_batch(messages, &dalek_signatures, &dalek_keys).is_ok() {
         return Ok(());
     }
-    for (index, ((message, signature), key)) in
-        messages.iter().zip(signatures).zip(public_keys).enumerate()
-    {
-        key.verify(message, signature)
-            .map_err(|_| SignatureError { index })?;
+    for (index, ((message, signature), key)) in messages.iter().zip(signatures).zip(public_keys).enumerate() {
+        key.verify(message, signature).map_err(|_| SignatureError { index })?;
     }
     // Batch and single verification disagree only for crafted signatures with torsion
     // components; treat such a batch as invalid rather than guess.
@@ -359,21 +328,12 @@ mod tests {
     fn load_refuses_world_readable_and_garbage() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("member.pem");
-        SigningKey::generate()
-            .expect("rng")
-            .save(&path)
-            .expect("save");
+        SigningKey::generate().expect("rng").save(&path).expect("save");
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).expect("chmod");
-        assert!(matches!(
-            SigningKey::load(&path),
-            Err(KeyError::InsecurePermissions { .. })
-        ));
+        assert!(matches!(SigningKey::load(&path), Err(KeyError::InsecurePermissions { .. })));
         fs::write(&path, "not a key").expect("write");
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod");
-        assert!(matches!(
-            SigningKey::load(&path),
-            Err(KeyError::NotPkcs8Pem(_))
-        ));
+        assert!(matches!(SigningKey::load(&path), Err(KeyError::NotPkcs8Pem(_))));
     }
 
     #[test]
@@ -387,25 +347,14 @@ mod tests {
 
     #[test]
     fn batch_names_the_forged_signature() {
-        let keys: Vec<_> = (0u8..8)
-            .map(|seed| SigningKey::from_seed(&[seed; 32]))
-            .collect();
+        let keys: Vec<_> = (0u8..8).map(|seed| SigningKey::from_seed(&[seed; 32])).collect();
         let messages: Vec<Vec<u8>> = (0u8..8).map(|index| vec![index; 10]).collect();
-        let mut signatures: Vec<_> = keys
-            .iter()
-            .zip(&messages)
-            .map(|(key, message)| key.sign(message))
-            .collect();
+        let mut signatures: Vec<_> =
+            keys.iter().zip(&messages).map(|(key, message)| key.sign(message)).collect();
         let public_keys: Vec<_> = keys.iter().map(SigningKey::public_key).collect();
         let message_refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
-        assert_eq!(
-            verify_batch(&message_refs, &signatures, &public_keys),
-            Ok(())
-        );
+        assert_eq!(verify_batch(&message_refs, &signatures, &public_keys), Ok(()));
         signatures[5].0[3] ^= 1;
-        assert_eq!(
-            verify_batch(&message_refs, &signatures, &public_keys),
-            Err(SignatureError { index: 5 })
-        );
+        assert_eq!(verify_batch(&message_refs, &signatures, &public_keys), Err(SignatureError { index: 5 }));
     }
 }

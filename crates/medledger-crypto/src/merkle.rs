@@ -105,9 +105,7 @@ pub enum ProofError {
     },
     /// Consistency needs 0 < first ≤ second (every tree extends the empty one, so there is
     /// nothing to prove from size 0).
-    #[error(
-        "no consistency proof from tree size {first_size} to {second_size}: need 0 < first <= second"
-    )]
+    #[error("no consistency proof from tree size {first_size} to {second_size}: need 0 < first <= second")]
     InvalidConsistencySizes {
         /// The older tree size.
         first_size: u64,
@@ -121,9 +119,7 @@ pub enum ProofError {
         hash_count: usize,
     },
     /// The path does not have the number of hashes the tree sizes call for.
-    #[error(
-        "proof path has {actual_hashes} hashes but these tree sizes call for {expected_hashes}"
-    )]
+    #[error("proof path has {actual_hashes} hashes but these tree sizes call for {expected_hashes}")]
     WrongPathLength {
         /// Hashes the sizes call for.
         expected_hashes: usize,
@@ -241,17 +237,10 @@ impl MerkleTree {
     }
 
     /// RFC 9162 §2.1.3.1 `PATH(leaf_index, D[0:tree_size])`: the audit path, leaf level first.
-    pub fn inclusion_proof(
-        &self,
-        leaf_index: u64,
-        tree_size: u64,
-    ) -> Result<InclusionProof, ProofError> {
+    pub fn inclusion_proof(&self, leaf_index: u64, tree_size: u64) -> Result<InclusionProof, ProofError> {
         self.check_size(tree_size)?;
         if leaf_index >= tree_size {
-            return Err(ProofError::LeafIndexOutOfRange {
-                leaf_index,
-                tree_size,
-            });
+            return Err(ProofError::LeafIndexOutOfRange { leaf_index, tree_size });
         }
         // Walk the RFC's recursion top-down without recursing; the sibling found at each split
         // is one path element, and the RFC lists them bottom-up, hence the final reverse.
@@ -268,11 +257,7 @@ impl MerkleTree {
             }
         }
         audit_path.reverse();
-        Ok(InclusionProof {
-            leaf_index,
-            tree_size,
-            audit_path,
-        })
+        Ok(InclusionProof { leaf_index, tree_size, audit_path })
     }
 
     /// RFC 9162 §2.1.4.1 `PROOF(first_size, D[0:second_size])`; empty when the sizes are equal.
@@ -283,10 +268,7 @@ impl MerkleTree {
     ) -> Result<ConsistencyProof, ProofError> {
         self.check_size(second_size)?;
         if first_size == 0 || first_size > second_size {
-            return Err(ProofError::InvalidConsistencySizes {
-                first_size,
-                second_size,
-            });
+            return Err(ProofError::InvalidConsistencySizes { first_size, second_size });
         }
         // SUBPROOF(m, D[start:end], b) unrolled: `first_root_is_known` is the RFC's `b`, true
         // while the subtree that ends at `first_size` is the whole first tree, whose root the
@@ -309,20 +291,13 @@ impl MerkleTree {
             path.push(self.subtree_root(start, end));
         }
         path.reverse();
-        Ok(ConsistencyProof {
-            first_size,
-            second_size,
-            path,
-        })
+        Ok(ConsistencyProof { first_size, second_size, path })
     }
 
     fn check_size(&self, tree_size: u64) -> Result<(), ProofError> {
         let leaf_count = self.len();
         if tree_size > leaf_count {
-            return Err(ProofError::TreeSizeOutOfRange {
-                tree_size,
-                leaf_count,
-            });
+            return Err(ProofError::TreeSizeOutOfRange { tree_size, leaf_count });
         }
         Ok(())
     }
@@ -333,10 +308,7 @@ impl MerkleTree {
     /// splits into complete stored subtrees, one per set bit of the width, largest first; the
     /// RFC's split at the largest power of two makes its hash the right fold of those.
     fn subtree_root(&self, start: u64, end: u64) -> Digest {
-        debug_assert!(
-            start < end && end <= self.len(),
-            "range {start}..{end} outside the tree"
-        );
+        debug_assert!(start < end && end <= self.len(), "range {start}..{end} outside the tree");
         let width = end - start;
         debug_assert!(
             start.is_multiple_of(1u64 << width.ilog2()),
@@ -367,10 +339,7 @@ impl MerkleTree {
     /// Every level holds `len >> level` nodes and none is left empty at the top.
     fn levels_are_consistent(&self) -> bool {
         let leaf_count = self.len();
-        self.levels
-            .iter()
-            .enumerate()
-            .all(|(level, nodes)| nodes.len() as u64 == leaf_count >> level)
+        self.levels.iter().enumerate().all(|(level, nodes)| nodes.len() as u64 == leaf_count >> level)
             && self.levels.last().is_none_or(|top| !top.is_empty())
     }
 }
@@ -378,10 +347,7 @@ impl MerkleTree {
 impl std::fmt::Debug for MerkleTree {
     // A million leaf hashes are no use in a log line; the size and root identify the tree.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MerkleTree")
-            .field("len", &self.len())
-            .field("root", &self.root())
-            .finish()
+        f.debug_struct("MerkleTree").field("len", &self.len()).field("root", &self.root()).finish()
     }
 }
 
@@ -465,16 +431,10 @@ impl InclusionProof {
         let (leaf_index, tree_size) = (self.leaf_index, self.tree_size);
         // Step 1.
         if leaf_index >= tree_size {
-            return Err(ProofError::LeafIndexOutOfRange {
-                leaf_index,
-                tree_size,
-            });
+            return Err(ProofError::LeafIndexOutOfRange { leaf_index, tree_size });
         }
         // Steps 2 and 3.
-        let start = PathCursor {
-            node: leaf_index,
-            last_node: tree_size - 1,
-        };
+        let start = PathCursor { node: leaf_index, last_node: tree_size - 1 };
         let mut cursor = start;
         let mut computed = *leaf_hash;
         // Step 4.
@@ -492,10 +452,7 @@ impl InclusionProof {
             return Err(self.wrong_length(start));
         }
         if computed != *root {
-            return Err(ProofError::RootMismatch {
-                computed,
-                expected: *root,
-            });
+            return Err(ProofError::RootMismatch { computed, expected: *root });
         }
         Ok(())
     }
@@ -529,10 +486,7 @@ impl ConsistencyProof {
         check_path_bound(self.path.len())?;
         let (first_size, second_size) = (self.first_size, self.second_size);
         if first_size == 0 || first_size > second_size {
-            return Err(ProofError::InvalidConsistencySizes {
-                first_size,
-                second_size,
-            });
+            return Err(ProofError::InvalidConsistencySizes { first_size, second_size });
         }
         if first_size == second_size {
             return self.verify_equal_sizes(first_root, second_root);
@@ -543,16 +497,9 @@ impl ConsistencyProof {
         }
         // Step 2: the RFC omits the first root from the path when the first tree is a complete
         // subtree of the second; put it back in front.
-        let mut hashes = first_size
-            .is_power_of_two()
-            .then_some(first_root)
-            .into_iter()
-            .chain(&self.path);
+        let mut hashes = first_size.is_power_of_two().then_some(first_root).into_iter().chain(&self.path);
         // Steps 3 and 4.
-        let mut cursor = PathCursor {
-            node: first_size - 1,
-            last_node: second_size - 1,
-        };
+        let mut cursor = PathCursor { node: first_size - 1, last_node: second_size - 1 };
         while cursor.node & 1 == 1 {
             cursor.node >>= 1;
             cursor.last_node >>= 1;
@@ -578,33 +525,20 @@ impl ConsistencyProof {
             return Err(self.wrong_length());
         }
         if first_computed != *first_root {
-            return Err(ProofError::FirstRootMismatch {
-                computed: first_computed,
-                expected: *first_root,
-            });
+            return Err(ProofError::FirstRootMismatch { computed: first_computed, expected: *first_root });
         }
         if second_computed != *second_root {
-            return Err(ProofError::SecondRootMismatch {
-                computed: second_computed,
-                expected: *second_root,
-            });
+            return Err(ProofError::SecondRootMismatch { computed: second_computed, expected: *second_root });
         }
         Ok(())
     }
 
-    fn verify_equal_sizes(
-        &self,
-        first_root: &Digest,
-        second_root: &Digest,
-    ) -> Result<(), ProofError> {
+    fn verify_equal_sizes(&self, first_root: &Digest, second_root: &Digest) -> Result<(), ProofError> {
         if !self.path.is_empty() {
             return Err(self.wrong_length());
         }
         if first_root != second_root {
-            return Err(ProofError::SecondRootMismatch {
-                computed: *first_root,
-                expected: *second_root,
-            });
+            return Err(ProofError::SecondRootMismatch { computed: *first_root, expected: *second_root });
         }
         Ok(())
     }
@@ -623,10 +557,7 @@ fn consistency_path_len(first_size: u64, second_size: u64) -> usize {
     if first_size == second_size {
         return 0;
     }
-    let mut cursor = PathCursor {
-        node: first_size - 1,
-        last_node: second_size - 1,
-    };
+    let mut cursor = PathCursor { node: first_size - 1, last_node: second_size - 1 };
     while cursor.node & 1 == 1 {
         cursor.node >>= 1;
         cursor.last_node >>= 1;
@@ -666,9 +597,7 @@ mod tests {
     ];
 
     fn digest(hex_text: &str) -> Digest {
-        hex_text
-            .parse()
-            .expect("test vectors are valid hex digests")
+        hex_text.parse().expect("test vectors are valid hex digests")
     }
 
     fn digests(hex_texts: &[&str]) -> Vec<Digest> {
@@ -699,18 +628,11 @@ mod tests {
     #[test]
     fn roots_match_the_reference_vectors_for_every_size() {
         let tree = reference_tree();
-        let leaves: Vec<Digest> = REFERENCE_LEAVES
-            .iter()
-            .map(|data| leaf_hash(data))
-            .collect();
+        let leaves: Vec<Digest> = REFERENCE_LEAVES.iter().map(|data| leaf_hash(data)).collect();
         for (size, expected) in REFERENCE_ROOTS.iter().enumerate() {
             let expected = digest(expected);
             assert_eq!(root_of(&leaves[..size]), expected, "root_of, size {size}");
-            assert_eq!(
-                tree.root_at(size as u64),
-                Ok(expected),
-                "root_at, size {size}"
-            );
+            assert_eq!(tree.root_at(size as u64), Ok(expected), "root_at, size {size}");
             let prefix_tree = MerkleTree::from_leaf_hashes(leaves[..size].iter().copied());
             assert_eq!(prefix_tree.root(), expected, "root, size {size}");
         }
@@ -731,10 +653,7 @@ mod tests {
             (4, n0123),
             (5, node_hash(&n0123, &l[4])),
             (7, node_hash(&n0123, &node_hash(&n45, &l[6]))),
-            (
-                8,
-                node_hash(&n0123, &node_hash(&n45, &node_hash(&l[6], &l[7]))),
-            ),
+            (8, node_hash(&n0123, &node_hash(&n45, &node_hash(&l[6], &l[7])))),
         ];
         let tree = MerkleTree::from_leaf_hashes(l.iter().copied());
         for (size, root) in expected {
@@ -766,9 +685,7 @@ mod tests {
             ),
         ];
         for (leaf_index, path) in vectors {
-            let proof = tree
-                .inclusion_proof(leaf_index, 8)
-                .expect("index and size are in range");
+            let proof = tree.inclusion_proof(leaf_index, 8).expect("index and size are in range");
             assert_eq!(proof.audit_path, digests(&path), "leaf {leaf_index}");
             let leaf = tree.leaf(leaf_index).expect("leaf exists");
             assert_eq!(proof.verify(&leaf, &root), Ok(()));
@@ -807,9 +724,8 @@ mod tests {
             ),
         ];
         for (first_size, second_size, path) in vectors {
-            let proof = tree
-                .consistency_proof(first_size as u64, second_size as u64)
-                .expect("sizes are in range");
+            let proof =
+                tree.consistency_proof(first_size as u64, second_size as u64).expect("sizes are in range");
             assert_eq!(proof.path, digests(&path), "{first_size} -> {second_size}");
             let first_root = digest(REFERENCE_ROOTS[first_size]);
             let second_root = digest(REFERENCE_ROOTS[second_size]);
@@ -839,21 +755,14 @@ mod tests {
         for second_size in 1..=20 {
             let second_root = tree.root_at(second_size).expect("in range");
             for leaf_index in 0..second_size {
-                let proof = tree
-                    .inclusion_proof(leaf_index, second_size)
-                    .expect("in range");
+                let proof = tree.inclusion_proof(leaf_index, second_size).expect("in range");
                 let leaf = tree.leaf(leaf_index).expect("leaf exists");
                 assert_eq!(proof.verify(&leaf, &second_root), Ok(()));
             }
             for first_size in 1..=second_size {
                 let first_root = tree.root_at(first_size).expect("in range");
-                let proof = tree
-                    .consistency_proof(first_size, second_size)
-                    .expect("in range");
-                assert_eq!(
-                    proof.path.len(),
-                    consistency_path_len(first_size, second_size)
-                );
+                let proof = tree.consistency_proof(first_size, second_size).expect("in range");
+                assert_eq!(proof.path.len(), consistency_path_len(first_size, second_size));
                 assert_eq!(proof.verify(&first_root, &second_root), Ok(()));
             }
         }
@@ -864,52 +773,28 @@ mod tests {
         let tree = MerkleTree::from_leaf_hashes(numbered_leaves(7));
         assert_eq!(
             tree.inclusion_proof(7, 7),
-            Err(ProofError::LeafIndexOutOfRange {
-                leaf_index: 7,
-                tree_size: 7
-            })
+            Err(ProofError::LeafIndexOutOfRange { leaf_index: 7, tree_size: 7 })
         );
         assert_eq!(
             tree.inclusion_proof(0, 8),
-            Err(ProofError::TreeSizeOutOfRange {
-                tree_size: 8,
-                leaf_count: 7
-            })
+            Err(ProofError::TreeSizeOutOfRange { tree_size: 8, leaf_count: 7 })
         );
-        assert_eq!(
-            tree.root_at(8),
-            Err(ProofError::TreeSizeOutOfRange {
-                tree_size: 8,
-                leaf_count: 7
-            })
-        );
+        assert_eq!(tree.root_at(8), Err(ProofError::TreeSizeOutOfRange { tree_size: 8, leaf_count: 7 }));
         assert_eq!(
             tree.consistency_proof(0, 3),
-            Err(ProofError::InvalidConsistencySizes {
-                first_size: 0,
-                second_size: 3
-            })
+            Err(ProofError::InvalidConsistencySizes { first_size: 0, second_size: 3 })
         );
         assert_eq!(
             tree.consistency_proof(4, 3),
-            Err(ProofError::InvalidConsistencySizes {
-                first_size: 4,
-                second_size: 3
-            })
+            Err(ProofError::InvalidConsistencySizes { first_size: 4, second_size: 3 })
         );
         assert_eq!(
             tree.consistency_proof(1, 8),
-            Err(ProofError::TreeSizeOutOfRange {
-                tree_size: 8,
-                leaf_count: 7
-            })
+            Err(ProofError::TreeSizeOutOfRange { tree_size: 8, leaf_count: 7 })
         );
         assert_eq!(
             MerkleTree::new().inclusion_proof(0, 0),
-            Err(ProofError::LeafIndexOutOfRange {
-                leaf_index: 0,
-                tree_size: 0
-            })
+            Err(ProofError::LeafIndexOutOfRange { leaf_index: 0, tree_size: 0 })
         );
     }
 
@@ -924,46 +809,28 @@ mod tests {
         short.audit_path.pop();
         assert_eq!(
             short.verify(&l[4], &root),
-            Err(ProofError::WrongPathLength {
-                expected_hashes: 3,
-                actual_hashes: 2
-            })
+            Err(ProofError::WrongPathLength { expected_hashes: 3, actual_hashes: 2 })
         );
         let mut long = proof.clone();
         long.audit_path.push(l[0]);
         assert_eq!(
             long.verify(&l[4], &root),
-            Err(ProofError::WrongPathLength {
-                expected_hashes: 3,
-                actual_hashes: 4
-            })
+            Err(ProofError::WrongPathLength { expected_hashes: 3, actual_hashes: 4 })
         );
         let mut huge = proof.clone();
         huge.audit_path = vec![l[0]; MAX_PROOF_HASHES + 1];
-        assert_eq!(
-            huge.verify(&l[4], &root),
-            Err(ProofError::PathOverLimit { hash_count: 129 })
-        );
+        assert_eq!(huge.verify(&l[4], &root), Err(ProofError::PathOverLimit { hash_count: 129 }));
         let mut outside = proof.clone();
         outside.leaf_index = 7;
         assert_eq!(
             outside.verify(&l[4], &root),
-            Err(ProofError::LeafIndexOutOfRange {
-                leaf_index: 7,
-                tree_size: 7
-            })
+            Err(ProofError::LeafIndexOutOfRange { leaf_index: 7, tree_size: 7 })
         );
-        assert!(matches!(
-            proof.verify(&l[3], &root),
-            Err(ProofError::RootMismatch { .. })
-        ));
+        assert!(matches!(proof.verify(&l[3], &root), Err(ProofError::RootMismatch { .. })));
 
         let first_root = tree.root_at(3).expect("in range");
         let consistency = tree.consistency_proof(3, 7).expect("in range");
-        assert!(matches!(
-            consistency.verify(&root, &root),
-            Err(ProofError::FirstRootMismatch { .. })
-        ));
+        assert!(matches!(consistency.verify(&root, &root), Err(ProofError::FirstRootMismatch { .. })));
         assert!(matches!(
             consistency.verify(&first_root, &first_root),
             Err(ProofError::SecondRootMismatch { .. })
@@ -972,10 +839,7 @@ mod tests {
         empty.path.clear();
         assert_eq!(
             empty.verify(&first_root, &root),
-            Err(ProofError::WrongPathLength {
-                expected_hashes: 4,
-                actual_hashes: 0
-            })
+            Err(ProofError::WrongPathLength { expected_hashes: 4, actual_hashes: 0 })
         );
     }
 
@@ -986,32 +850,16 @@ mod tests {
         let proof = tree.consistency_proof(4, 4).expect("in range");
         assert_eq!(proof.path, vec![]);
         assert_eq!(proof.verify(&root, &root), Ok(()));
-        assert!(matches!(
-            proof.verify(&root, &empty_root()),
-            Err(ProofError::SecondRootMismatch { .. })
-        ));
-        let with_hash = ConsistencyProof {
-            path: vec![root],
-            ..proof
-        };
+        assert!(matches!(proof.verify(&root, &empty_root()), Err(ProofError::SecondRootMismatch { .. })));
+        let with_hash = ConsistencyProof { path: vec![root], ..proof };
         assert_eq!(
             with_hash.verify(&root, &root),
-            Err(ProofError::WrongPathLength {
-                expected_hashes: 0,
-                actual_hashes: 1
-            })
+            Err(ProofError::WrongPathLength { expected_hashes: 0, actual_hashes: 1 })
         );
-        let from_empty = ConsistencyProof {
-            first_size: 0,
-            second_size: 4,
-            path: vec![],
-        };
+        let from_empty = ConsistencyProof { first_size: 0, second_size: 4, path: vec![] };
         assert_eq!(
             from_empty.verify(&empty_root(), &root),
-            Err(ProofError::InvalidConsistencySizes {
-                first_size: 0,
-                second_size: 4
-            })
+            Err(ProofError::InvalidConsistencySizes { first_size: 0, second_size: 4 })
         );
     }
 

@@ -80,11 +80,7 @@ fn naive_path(m: usize, leaves: &[Digest]) -> Vec<Digest> {
 fn naive_subproof(m: usize, leaves: &[Digest], whole_first_tree: bool) -> Vec<Digest> {
     let n = leaves.len();
     if m == n {
-        return if whole_first_tree {
-            Vec::new()
-        } else {
-            vec![naive_root(leaves)]
-        };
+        return if whole_first_tree { Vec::new() } else { vec![naive_root(leaves)] };
     }
     let k = naive_split(n);
     if m <= k {
@@ -100,9 +96,7 @@ fn naive_subproof(m: usize, leaves: &[Digest], whole_first_tree: bool) -> Vec<Di
 
 /// Leaf hashes of `count` distinct entries derived from `salt`.
 fn leaves(count: u64, salt: u64) -> Vec<Digest> {
-    (0..count)
-        .map(|index| naive_leaf(&[salt.to_le_bytes(), index.to_le_bytes()].concat()))
-        .collect()
+    (0..count).map(|index| naive_leaf(&[salt.to_le_bytes(), index.to_le_bytes()].concat())).collect()
 }
 
 fn usize_of(value: u64) -> usize {
@@ -152,10 +146,7 @@ fn check_roots(all: &[Digest], size: u64) -> Result<(), TestCaseError> {
     let expected = naive_root(prefix);
     prop_assert_eq!(tree.root_at(size), Ok(expected));
     prop_assert_eq!(root_of(prefix), expected);
-    prop_assert_eq!(
-        MerkleTree::from_leaf_hashes(prefix.iter().copied()).root(),
-        expected
-    );
+    prop_assert_eq!(MerkleTree::from_leaf_hashes(prefix.iter().copied()).root(), expected);
     if size > 0 {
         prop_assert_eq!(rs_merkle_tree(prefix).root().map(Digest), Some(expected));
     }
@@ -171,16 +162,11 @@ fn check_inclusion(
     let prefix = &all[..usize_of(size)];
     let root = naive_root(prefix);
     let leaf = all[usize_of(leaf_index)];
-    let proof = tree
-        .inclusion_proof(leaf_index, size)
-        .expect("index and size are in range");
+    let proof = tree.inclusion_proof(leaf_index, size).expect("index and size are in range");
     prop_assert_eq!(&proof.audit_path, &naive_path(usize_of(leaf_index), prefix));
     prop_assert_eq!(proof.verify(&leaf, &root), Ok(()));
     let rs_proof = rs_merkle_tree(prefix).proof(&[usize_of(leaf_index)]);
-    prop_assert_eq!(
-        rs_proof.proof_hashes().to_vec(),
-        raw_hashes(&proof.audit_path)
-    );
+    prop_assert_eq!(rs_proof.proof_hashes().to_vec(), raw_hashes(&proof.audit_path));
     let ours_in_rs = rs_merkle::MerkleProof::<Rfc9162Hasher>::new(raw_hashes(&proof.audit_path));
     prop_assert!(ours_in_rs.verify(root.0, &[usize_of(leaf_index)], &[leaf.0], usize_of(size)));
     Ok(())
@@ -195,13 +181,8 @@ fn check_consistency(
     let first_root = naive_root(&all[..usize_of(first)]);
     let second_leaves = &all[..usize_of(second)];
     let second_root = naive_root(second_leaves);
-    let proof = tree
-        .consistency_proof(first, second)
-        .expect("sizes are in range");
-    prop_assert_eq!(
-        &proof.path,
-        &naive_subproof(usize_of(first), second_leaves, true)
-    );
+    let proof = tree.consistency_proof(first, second).expect("sizes are in range");
+    prop_assert_eq!(&proof.path, &naive_subproof(usize_of(first), second_leaves, true));
     prop_assert_eq!(proof.verify(&first_root, &second_root), Ok(()));
     Ok(())
 }
@@ -280,11 +261,7 @@ fn resized_paths(path: &[Digest], foreign: Digest) -> Vec<Vec<Digest>> {
         paths.push(removed);
     }
     for position in 0..=path.len() {
-        let neighbour = path
-            .get(position)
-            .or(path.last())
-            .copied()
-            .unwrap_or(foreign);
+        let neighbour = path.get(position).or(path.last()).copied().unwrap_or(foreign);
         for extra in [foreign, neighbour] {
             let mut added = path.to_vec();
             added.insert(position, extra);
@@ -297,93 +274,41 @@ fn resized_paths(path: &[Digest], foreign: Digest) -> Vec<Vec<Digest>> {
 /// The error for a path with hashes removed or added: the RFC's length checks must catch it
 /// before any root comparison, and name the length the sizes call for.
 fn wrong_length(genuine: &[Digest], tampered: &[Digest]) -> ProofError {
-    ProofError::WrongPathLength {
-        expected_hashes: genuine.len(),
-        actual_hashes: tampered.len(),
-    }
+    ProofError::WrongPathLength { expected_hashes: genuine.len(), actual_hashes: tampered.len() }
 }
 
-fn tampered_inclusion_fails(
-    tree: &MerkleTree,
-    leaf_index: u64,
-    size: u64,
-) -> Result<(), TestCaseError> {
+fn tampered_inclusion_fails(tree: &MerkleTree, leaf_index: u64, size: u64) -> Result<(), TestCaseError> {
     let proof = tree.inclusion_proof(leaf_index, size).expect("in range");
     let leaf = tree.leaf(leaf_index).expect("leaf exists");
     let root = tree.root_at(size).expect("in range");
     prop_assert_eq!(proof.verify(&leaf, &root), Ok(()));
-    let with_path = |audit_path| InclusionProof {
-        audit_path,
-        ..proof.clone()
-    };
+    let with_path = |audit_path| InclusionProof { audit_path, ..proof.clone() };
     for path in bit_flips(&proof.audit_path) {
         let result = with_path(path.clone()).verify(&leaf, &root);
-        prop_assert!(
-            matches!(result, Err(ProofError::RootMismatch { .. })),
-            "path {:?}",
-            path
-        );
+        prop_assert!(matches!(result, Err(ProofError::RootMismatch { .. })), "path {:?}", path);
     }
     for path in resized_paths(&proof.audit_path, sha256(b"foreign")) {
         let result = with_path(path.clone()).verify(&leaf, &root);
-        prop_assert_eq!(
-            result,
-            Err(wrong_length(&proof.audit_path, &path)),
-            "path {:?}",
-            path
-        );
+        prop_assert_eq!(result, Err(wrong_length(&proof.audit_path, &path)), "path {:?}", path);
     }
-    for other_index in (0..size + 2)
-        .filter(|&other| other != leaf_index)
-        .chain([u64::MAX])
-    {
-        let moved = InclusionProof {
-            leaf_index: other_index,
-            ..proof.clone()
-        };
-        prop_assert!(
-            moved.verify(&leaf, &root).is_err(),
-            "leaf index {}",
-            other_index
-        );
+    for other_index in (0..size + 2).filter(|&other| other != leaf_index).chain([u64::MAX]) {
+        let moved = InclusionProof { leaf_index: other_index, ..proof.clone() };
+        prop_assert!(moved.verify(&leaf, &root).is_err(), "leaf index {}", other_index);
     }
     // The hashes do not bind the tree size; the signed root for that size does. So a changed
     // size must fail against the root a verifier would hold for the size claimed.
     for other_size in (1..=tree.len()).filter(|&other| other != size) {
-        let resized = InclusionProof {
-            tree_size: other_size,
-            ..proof.clone()
-        };
+        let resized = InclusionProof { tree_size: other_size, ..proof.clone() };
         let other_root = tree.root_at(other_size).expect("in range");
-        prop_assert!(
-            resized.verify(&leaf, &other_root).is_err(),
-            "tree size {}",
-            other_size
-        );
+        prop_assert!(resized.verify(&leaf, &other_root).is_err(), "tree size {}", other_size);
     }
-    for other_leaf in (0..tree.len())
-        .filter_map(|index| tree.leaf(index))
-        .filter(|&other| other != leaf)
-    {
-        prop_assert!(
-            proof.verify(&other_leaf, &root).is_err(),
-            "leaf {}",
-            other_leaf
-        );
+    for other_leaf in (0..tree.len()).filter_map(|index| tree.leaf(index)).filter(|&other| other != leaf) {
+        prop_assert!(proof.verify(&other_leaf, &root).is_err(), "leaf {}", other_leaf);
     }
     // In a one-leaf tree the leaf is the root, hence the filter.
-    let other_roots = [empty_root_of(tree), leaf]
-        .into_iter()
-        .filter(|&other| other != root);
-    for wrong_root in bit_flips(&[root])
-        .map(|flipped| flipped[0])
-        .chain(other_roots)
-    {
-        prop_assert!(
-            proof.verify(&leaf, &wrong_root).is_err(),
-            "root {}",
-            wrong_root
-        );
+    let other_roots = [empty_root_of(tree), leaf].into_iter().filter(|&other| other != root);
+    for wrong_root in bit_flips(&[root]).map(|flipped| flipped[0]).chain(other_roots) {
+        prop_assert!(proof.verify(&leaf, &wrong_root).is_err(), "root {}", wrong_root);
     }
     Ok(())
 }
@@ -392,19 +317,12 @@ fn empty_root_of(tree: &MerkleTree) -> Digest {
     tree.root_at(0).expect("size 0 is always in range")
 }
 
-fn tampered_consistency_fails(
-    tree: &MerkleTree,
-    first: u64,
-    second: u64,
-) -> Result<(), TestCaseError> {
+fn tampered_consistency_fails(tree: &MerkleTree, first: u64, second: u64) -> Result<(), TestCaseError> {
     let proof = tree.consistency_proof(first, second).expect("in range");
     let first_root = tree.root_at(first).expect("in range");
     let second_root = tree.root_at(second).expect("in range");
     prop_assert_eq!(proof.verify(&first_root, &second_root), Ok(()));
-    let with_path = |path| ConsistencyProof {
-        path,
-        ..proof.clone()
-    };
+    let with_path = |path| ConsistencyProof { path, ..proof.clone() };
     for path in bit_flips(&proof.path) {
         let result = with_path(path.clone()).verify(&first_root, &second_root);
         let root_mismatch = matches!(
@@ -415,50 +333,23 @@ fn tampered_consistency_fails(
     }
     for path in resized_paths(&proof.path, sha256(b"foreign")) {
         let result = with_path(path.clone()).verify(&first_root, &second_root);
-        prop_assert_eq!(
-            result,
-            Err(wrong_length(&proof.path, &path)),
-            "path {:?}",
-            path
-        );
+        prop_assert_eq!(result, Err(wrong_length(&proof.path, &path)), "path {:?}", path);
     }
     for other_first in (0..=second + 1).filter(|&other| other != first) {
-        let moved = ConsistencyProof {
-            first_size: other_first,
-            ..proof.clone()
-        };
+        let moved = ConsistencyProof { first_size: other_first, ..proof.clone() };
         let other_root = tree.root_at(other_first).unwrap_or(first_root);
-        prop_assert!(
-            moved.verify(&other_root, &second_root).is_err(),
-            "first size {}",
-            other_first
-        );
+        prop_assert!(moved.verify(&other_root, &second_root).is_err(), "first size {}", other_first);
     }
     for other_second in (0..=tree.len()).filter(|&other| other != second) {
-        let moved = ConsistencyProof {
-            second_size: other_second,
-            ..proof.clone()
-        };
+        let moved = ConsistencyProof { second_size: other_second, ..proof.clone() };
         let other_root = tree.root_at(other_second).expect("in range");
-        prop_assert!(
-            moved.verify(&first_root, &other_root).is_err(),
-            "second size {}",
-            other_second
-        );
+        prop_assert!(moved.verify(&first_root, &other_root).is_err(), "second size {}", other_second);
     }
     for wrong_root in bit_flips(&[first_root]).map(|flipped| flipped[0]) {
-        prop_assert!(
-            proof.verify(&wrong_root, &second_root).is_err(),
-            "first root {}",
-            wrong_root
-        );
+        prop_assert!(proof.verify(&wrong_root, &second_root).is_err(), "first root {}", wrong_root);
     }
     for wrong_root in bit_flips(&[second_root]).map(|flipped| flipped[0]) {
-        prop_assert!(
-            proof.verify(&first_root, &wrong_root).is_err(),
-            "second root {}",
-            wrong_root
-        );
+        prop_assert!(proof.verify(&first_root, &wrong_root).is_err(), "second root {}", wrong_root);
     }
     Ok(())
 }
@@ -489,10 +380,7 @@ proptest! {
 fn crate_hashing_matches_the_naive_hashing() {
     let (left, right) = (naive_leaf(b"left"), naive_leaf(b"right"));
     assert_eq!(leaf_hash(b"left"), left);
-    assert_eq!(
-        medledger_crypto::merkle::node_hash(&left, &right),
-        naive_node(&left, &right)
-    );
+    assert_eq!(medledger_crypto::merkle::node_hash(&left, &right), naive_node(&left, &right));
     assert_eq!(medledger_crypto::merkle::empty_root(), naive_root(&[]));
 }
 
@@ -504,15 +392,9 @@ fn tree_size_is_bound_by_the_signed_root_not_by_the_path() {
     let tree = MerkleTree::from_leaf_hashes(leaves(4, 7));
     let leaf = tree.leaf(0).expect("leaf 0 exists");
     let root_3 = tree.root_at(3).expect("in range");
-    let claims_4 = InclusionProof {
-        tree_size: 4,
-        ..tree.inclusion_proof(0, 3).expect("in range")
-    };
+    let claims_4 = InclusionProof { tree_size: 4, ..tree.inclusion_proof(0, 3).expect("in range") };
     assert_eq!(claims_4.verify(&leaf, &root_3), Ok(()));
-    assert!(matches!(
-        claims_4.verify(&leaf, &tree.root()),
-        Err(ProofError::RootMismatch { .. })
-    ));
+    assert!(matches!(claims_4.verify(&leaf, &tree.root()), Err(ProofError::RootMismatch { .. })));
 }
 
 #[test]
@@ -520,19 +402,9 @@ fn paths_over_the_bound_are_rejected_before_hashing() {
     let tree = MerkleTree::from_leaf_hashes(leaves(2, 1));
     let root = tree.root();
     let too_long = vec![root; MAX_PROOF_HASHES + 1];
-    let inclusion = InclusionProof {
-        leaf_index: 0,
-        tree_size: 2,
-        audit_path: too_long.clone(),
-    };
-    let over_limit = Err(ProofError::PathOverLimit {
-        hash_count: MAX_PROOF_HASHES + 1,
-    });
+    let inclusion = InclusionProof { leaf_index: 0, tree_size: 2, audit_path: too_long.clone() };
+    let over_limit = Err(ProofError::PathOverLimit { hash_count: MAX_PROOF_HASHES + 1 });
     assert_eq!(inclusion.verify(&root, &root), over_limit);
-    let consistency = ConsistencyProof {
-        first_size: 1,
-        second_size: 2,
-        path: too_long,
-    };
+    let consistency = ConsistencyProof { first_size: 1, second_size: 2, path: too_long };
     assert_eq!(consistency.verify(&root, &root), over_limit);
 }

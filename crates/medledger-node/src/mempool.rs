@@ -38,13 +38,7 @@ impl Mempool {
     /// An empty pool.
     #[must_use]
     pub fn new(limits: MempoolLimits) -> Self {
-        Self {
-            limits,
-            by_signer: BTreeMap::new(),
-            ids: HashSet::new(),
-            bytes: 0,
-            cursor: None,
-        }
+        Self { limits, by_signer: BTreeMap::new(), ids: HashSet::new(), bytes: 0, cursor: None }
     }
 
     /// Number of transactions held.
@@ -84,15 +78,10 @@ impl Mempool {
     pub fn insert(&mut self, tx: VerifiedTx, next_nonce: u64) -> Result<(), SubmitError> {
         let body = &tx.tx().body;
         if body.nonce < next_nonce {
-            return Err(SubmitError::NonceReplayed {
-                expected: next_nonce,
-            });
+            return Err(SubmitError::NonceReplayed { expected: next_nonce });
         }
         if body.nonce - next_nonce >= MAX_NONCE_AHEAD {
-            return Err(SubmitError::NonceTooFarAhead {
-                expected: next_nonce,
-                max_ahead: MAX_NONCE_AHEAD,
-            });
+            return Err(SubmitError::NonceTooFarAhead { expected: next_nonce, max_ahead: MAX_NONCE_AHEAD });
         }
         if self.ids.contains(&tx.id()) {
             return Err(SubmitError::AlreadyPending);
@@ -103,21 +92,14 @@ impl Mempool {
                 expected: self.pending_nonce(&body.signer, next_nonce),
             });
         }
-        if self.ids.len() >= self.limits.max_txs
-            || self.bytes + tx.encoded().len() > self.limits.max_bytes
-        {
-            return Err(SubmitError::MempoolFull {
-                capacity: self.limits.max_txs,
-            });
+        if self.ids.len() >= self.limits.max_txs || self.bytes + tx.encoded().len() > self.limits.max_bytes {
+            return Err(SubmitError::MempoolFull { capacity: self.limits.max_txs });
         }
         self.bytes += tx.encoded().len();
         self.ids.insert(tx.id());
         let signer = body.signer;
         let nonce = body.nonce;
-        self.by_signer
-            .entry(signer)
-            .or_default()
-            .insert(nonce, Arc::new(tx));
+        self.by_signer.entry(signer).or_default().insert(nonce, Arc::new(tx));
         Ok(())
     }
 
@@ -137,10 +119,7 @@ impl Mempool {
             Some(cursor) => Box::new(
                 self.by_signer
                     .range((Bound::Excluded(cursor), Bound::Unbounded))
-                    .chain(
-                        self.by_signer
-                            .range((Bound::Unbounded, Bound::Included(cursor))),
-                    ),
+                    .chain(self.by_signer.range((Bound::Unbounded, Bound::Included(cursor)))),
             ),
             None => Box::new(self.by_signer.iter()),
         };

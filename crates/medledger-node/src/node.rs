@@ -162,37 +162,23 @@ pub struct Node {
 }
 
 fn now_ms() -> u64 {
-    let since_epoch = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX)
 }
 
 impl Node {
     /// A node over an opened store and its chain, proposing with `key`.
-    pub fn new(
-        store: Store,
-        chain: Chain,
-        key: SigningKey,
-        config: NodeConfig,
-    ) -> Result<Self, NodeError> {
+    pub fn new(store: Store, chain: Chain, key: SigningKey, config: NodeConfig) -> Result<Self, NodeError> {
         if !chain.is_validator(&key.public_key()) {
             return Err(NodeError::NotAValidator(key.public_key().to_string()));
         }
         if config.max_block_txs == 0 || config.max_block_txs > MAX_BLOCK_TXS {
-            return Err(NodeError::Config(format!(
-                "max_block_txs must be 1 to {MAX_BLOCK_TXS}"
-            )));
+            return Err(NodeError::Config(format!("max_block_txs must be 1 to {MAX_BLOCK_TXS}")));
         }
         if config.block_interval_ms == 0 || config.mempool_max_txs == 0 {
-            return Err(NodeError::Config(
-                "block_interval_ms and mempool_max_txs must be positive".into(),
-            ));
+            return Err(NodeError::Config("block_interval_ms and mempool_max_txs must be positive".into()));
         }
-        let limits = MempoolLimits {
-            max_txs: config.mempool_max_txs,
-            max_bytes: config.mempool_max_bytes,
-        };
+        let limits = MempoolLimits { max_txs: config.mempool_max_txs, max_bytes: config.mempool_max_bytes };
         let (height, _) = watch::channel(chain.height());
         Ok(Self {
             config,
@@ -251,11 +237,8 @@ impl Node {
     pub fn account(&self, public_key: &PublicKey) -> Option<(Account, u64)> {
         let chain = self.chain.read().expect("chain lock poisoned");
         let account = chain.account(public_key)?;
-        let pending = self
-            .mempool
-            .lock()
-            .expect("mempool lock poisoned")
-            .pending_nonce(public_key, account.next_nonce);
+        let pending =
+            self.mempool.lock().expect("mempool lock poisoned").pending_nonce(public_key, account.next_nonce);
         Some((account, pending))
     }
 
@@ -263,10 +246,7 @@ impl Node {
     pub fn submit(&self, tx: Transaction) -> Result<TxId, SubmitError> {
         let verified = VerifiedTx::verify(tx).map_err(|_| SubmitError::BadSignature)?;
         let id = verified.id();
-        self.admit(vec![verified])
-            .pop()
-            .expect("one result per transaction")
-            .map(|()| id)
+        self.admit(vec![verified]).pop().expect("one result per transaction").map(|()| id)
     }
 
     /// Verifies many transactions with one batch verification (falling back to one by one
@@ -275,11 +255,7 @@ impl Node {
         match VerifiedTx::verify_batch(txs.clone()) {
             Ok(verified) => {
                 let ids: Vec<TxId> = verified.iter().map(VerifiedTx::id).collect();
-                self.admit(verified)
-                    .into_iter()
-                    .zip(ids)
-                    .map(|(result, id)| result.map(|()| id))
-                    .collect()
+                self.admit(verified).into_iter().zip(ids).map(|(result, id)| result.map(|()| id)).collect()
             }
             Err(_) => txs.into_iter().map(|tx| self.submit(tx)).collect(),
         }
@@ -288,22 +264,14 @@ impl Node {
     fn admit(&self, txs: Vec<VerifiedTx>) -> Vec<Result<(), SubmitError>> {
         let chain = self.chain.read().expect("chain lock poisoned");
         let mut mempool = self.mempool.lock().expect("mempool lock poisoned");
-        let results = txs
-            .into_iter()
-            .map(|tx| self.admit_one(&chain, &mut mempool, tx))
-            .collect();
+        let results = txs.into_iter().map(|tx| self.admit_one(&chain, &mut mempool, tx)).collect();
         if mempool.len() >= self.config.max_block_txs {
             self.block_ready.notify_one();
         }
         results
     }
 
-    fn admit_one(
-        &self,
-        chain: &Chain,
-        mempool: &mut Mempool,
-        tx: VerifiedTx,
-    ) -> Result<(), SubmitError> {
+    fn admit_one(&self, chain: &Chain, mempool: &mut Mempool, tx: VerifiedTx) -> Result<(), SubmitError> {
         let body = &tx.tx().body;
         if body.chain_id != chain.genesis().chain_id {
             return Err(SubmitError::WrongChain {
@@ -311,19 +279,14 @@ impl Node {
                 found: body.chain_id.clone(),
             });
         }
-        let account = chain
-            .account(&body.signer)
-            .ok_or_else(|| SubmitError::UnknownSigner(body.signer.to_string()))?;
+        let account =
+            chain.account(&body.signer).ok_or_else(|| SubmitError::UnknownSigner(body.signer.to_string()))?;
         if body.nonce < account.next_nonce {
             // Say where the transaction went if this very transaction is in the chain.
-            if let Some(location) = self
-                .store
-                .tx_location(&tx.id())
-                .map_err(|error| SubmitError::Store(error.to_string()))?
+            if let Some(location) =
+                self.store.tx_location(&tx.id()).map_err(|error| SubmitError::Store(error.to_string()))?
             {
-                return Err(SubmitError::AlreadyCommitted {
-                    height: location.height,
-                });
+                return Err(SubmitError::AlreadyCommitted { height: location.height });
             }
         }
         mempool.insert(tx, account.next_nonce)
@@ -331,29 +294,27 @@ impl Node {
 
     /// Where transaction `id` stands.
     pub fn tx_status(&self, id: &TxId) -> Result<TxStatus, StoreError> {
-        if let Some(TxLocation { height, index }) = self.store.tx_location(id)? {
-            let receipts = self
-                .store
-                .receipts(height)?
-                .ok_or_else(|| StoreError::Missing(format!("receipts {height}")))?;
-            let receipt = *receipts
-                .get(index as usize)
-                .ok_or_else(|| StoreError::Missing(format!("receipt {index} of block {height}")))?;
-            return Ok(TxStatus::Committed {
-                height,
-                index,
-                receipt,
-            });
+        if let Some(committed) = self.committed_status(id)? {
+            return Ok(committed);
         }
-        if self
-            .mempool
-            .lock()
-            .expect("mempool lock poisoned")
-            .contains(id)
-        {
+        if self.mempool.lock().expect("mempool lock poisoned").contains(id) {
             return Ok(TxStatus::Pending);
         }
-        Ok(TxStatus::Unknown)
+        // A block may have been committed (store first, mempool second) between the two
+        // looks above: look at the store once more before calling the transaction unknown.
+        Ok(self.committed_status(id)?.unwrap_or(TxStatus::Unknown))
+    }
+
+    fn committed_status(&self, id: &TxId) -> Result<Option<TxStatus>, StoreError> {
+        let Some(TxLocation { height, index }) = self.store.tx_location(id)? else {
+            return Ok(None);
+        };
+        let receipts =
+            self.store.receipts(height)?.ok_or_else(|| StoreError::Missing(format!("receipts {height}")))?;
+        let receipt = *receipts
+            .get(index as usize)
+            .ok_or_else(|| StoreError::Missing(format!("receipt {index} of block {height}")))?;
+        Ok(Some(TxStatus::Committed { height, index, receipt }))
     }
 
     /// Builds, commits and publishes one block from pending transactions, if any.
@@ -375,21 +336,15 @@ impl Node {
         };
         // Durable first, visible second: a block is served only once it is on disk.
         self.store.commit(&verified)?;
-        let signers: BTreeSet<PublicKey> = verified
-            .block()
-            .transactions
-            .iter()
-            .map(|tx| tx.body.signer)
-            .collect();
+        let signers: BTreeSet<PublicKey> =
+            verified.block().transactions.iter().map(|tx| tx.body.signer).collect();
         let committed = {
             let mut chain = self.chain.write().expect("chain lock poisoned");
             let committed = chain.commit(verified);
             self.mempool
                 .lock()
                 .expect("mempool lock poisoned")
-                .prune(&signers, |signer| {
-                    chain.account(signer).map(|account| account.next_nonce)
-                });
+                .prune(&signers, |signer| chain.account(signer).map(|account| account.next_nonce));
             committed
         };
         self.height.send_replace(committed.block.header.height);
@@ -409,10 +364,8 @@ impl Node {
             {
                 let mempool = self.mempool.lock().expect("mempool lock poisoned");
                 if mempool.len() < self.config.max_block_txs {
-                    let _woken = self
-                        .block_ready
-                        .wait_timeout(mempool, interval)
-                        .expect("mempool lock poisoned");
+                    let _woken =
+                        self.block_ready.wait_timeout(mempool, interval).expect("mempool lock poisoned");
                 }
             }
             self.produce_block()?;
@@ -428,9 +381,7 @@ impl Node {
     /// Whether the node's store and chain agree (for health checks).
     #[must_use]
     pub fn is_healthy(&self) -> bool {
-        self.store
-            .height()
-            .is_ok_and(|height| height == self.with_chain(Chain::height))
+        self.store.height().is_ok_and(|height| height == self.with_chain(Chain::height))
     }
 
     /// Proposer key.

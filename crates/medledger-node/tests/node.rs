@@ -4,9 +4,7 @@
 use medledger_crypto::{SigningKey, sha256};
 use medledger_node::{Node, NodeConfig, SubmitError, TxStatus};
 use medledger_store::Store;
-use medledger_types::{
-    ChainId, Genesis, GenesisMember, Label, Outcome, Payload, Transaction, TxBody,
-};
+use medledger_types::{ChainId, Genesis, GenesisMember, Label, Outcome, Payload, Transaction, TxBody};
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -17,9 +15,7 @@ struct Fixture {
 fn fixture(config: NodeConfig) -> Fixture {
     let dir = tempfile::tempdir().expect("temp dir");
     let validator = SigningKey::from_seed(&[1; 32]);
-    let members: Vec<SigningKey> = (10u8..13)
-        .map(|seed| SigningKey::from_seed(&[seed; 32]))
-        .collect();
+    let members: Vec<SigningKey> = (10u8..13).map(|seed| SigningKey::from_seed(&[seed; 32])).collect();
     let genesis = Genesis {
         chain_id: ChainId::new("node-test").expect("chain id"),
         genesis_time_ms: 1_000,
@@ -27,19 +23,12 @@ fn fixture(config: NodeConfig) -> Fixture {
         members: members
             .iter()
             .enumerate()
-            .map(|(index, key)| GenesisMember {
-                public_key: key.public_key(),
-                admin: index == 0,
-            })
+            .map(|(index, key)| GenesisMember { public_key: key.public_key(), admin: index == 0 })
             .collect(),
     };
     let (store, chain) = Store::create(dir.path(), &genesis).expect("create store");
     let node = Node::new(store, chain, validator, config).expect("node");
-    Fixture {
-        _dir: dir,
-        node,
-        members,
-    }
+    Fixture { _dir: dir, node, members }
 }
 
 fn anchor(key: &SigningKey, nonce: u64, label: &str) -> Transaction {
@@ -57,24 +46,15 @@ fn anchor(key: &SigningKey, nonce: u64, label: &str) -> Transaction {
 
 #[test]
 fn a_full_mempool_refuses_clearly_and_admits_nothing() {
-    let fixture = fixture(NodeConfig {
-        mempool_max_txs: 3,
-        ..NodeConfig::default()
-    });
+    let fixture = fixture(NodeConfig { mempool_max_txs: 3, ..NodeConfig::default() });
     let key = &fixture.members[1];
     for nonce in 0..3 {
-        fixture
-            .node
-            .submit(anchor(key, nonce, &format!("a/{nonce}")))
-            .expect("room for three");
+        fixture.node.submit(anchor(key, nonce, &format!("a/{nonce}"))).expect("room for three");
     }
     let refused = fixture.node.submit(anchor(key, 3, "a/3"));
     assert_eq!(refused, Err(SubmitError::MempoolFull { capacity: 3 }));
     assert_eq!(fixture.node.status().mempool_size, 3);
-    assert!(matches!(
-        fixture.node.tx_status(&anchor(key, 3, "a/3").id()),
-        Ok(TxStatus::Unknown)
-    ));
+    assert!(matches!(fixture.node.tx_status(&anchor(key, 3, "a/3").id()), Ok(TxStatus::Unknown)));
 }
 
 #[test]
@@ -82,95 +62,50 @@ fn pending_transactions_become_committed_with_receipts() {
     let fixture = fixture(NodeConfig::default());
     let key = &fixture.members[2];
     let ids: Vec<_> = (0..5)
-        .map(|nonce| {
-            fixture
-                .node
-                .submit(anchor(key, nonce, &format!("b/{nonce}")))
-                .expect("admitted")
-        })
+        .map(|nonce| fixture.node.submit(anchor(key, nonce, &format!("b/{nonce}"))).expect("admitted"))
         .collect();
-    assert!(matches!(
-        fixture.node.tx_status(&ids[0]),
-        Ok(TxStatus::Pending)
-    ));
-    let committed = fixture
-        .node
-        .produce_block()
-        .expect("store works")
-        .expect("a block");
+    assert!(matches!(fixture.node.tx_status(&ids[0]), Ok(TxStatus::Pending)));
+    let committed = fixture.node.produce_block().expect("store works").expect("a block");
     assert_eq!(committed.block.header.height, 1);
     assert_eq!(committed.receipts.len(), 5);
     for (index, id) in ids.iter().enumerate() {
         match fixture.node.tx_status(id).expect("store works") {
-            TxStatus::Committed {
-                height,
-                index: position,
-                receipt,
-            } => {
+            TxStatus::Committed { height, index: position, receipt } => {
                 assert_eq!((height, position as usize), (1, index));
                 assert_eq!(receipt.outcome, Outcome::Applied);
             }
             other => panic!("transaction {index} is {other:?}"),
         }
     }
-    assert_eq!(
-        fixture.node.status().mempool_size,
-        0,
-        "committed transactions leave the mempool"
-    );
-    assert!(
-        fixture.node.produce_block().expect("store works").is_none(),
-        "no empty blocks"
-    );
+    assert_eq!(fixture.node.status().mempool_size, 0, "committed transactions leave the mempool");
+    assert!(fixture.node.produce_block().expect("store works").is_none(), "no empty blocks");
 }
 
 #[test]
 fn out_of_order_nonces_wait_for_the_gap_to_fill() {
     let fixture = fixture(NodeConfig::default());
     let key = &fixture.members[1];
-    fixture
-        .node
-        .submit(anchor(key, 1, "c/1"))
-        .expect("queued ahead");
+    fixture.node.submit(anchor(key, 1, "c/1")).expect("queued ahead");
     assert!(
         fixture.node.produce_block().expect("store works").is_none(),
         "nonce 1 cannot run before nonce 0"
     );
-    fixture
-        .node
-        .submit(anchor(key, 0, "c/0"))
-        .expect("fills the gap");
-    let committed = fixture
-        .node
-        .produce_block()
-        .expect("store works")
-        .expect("a block");
-    let nonces: Vec<u64> = committed
-        .block
-        .transactions
-        .iter()
-        .map(|tx| tx.body.nonce)
-        .collect();
+    fixture.node.submit(anchor(key, 0, "c/0")).expect("fills the gap");
+    let committed = fixture.node.produce_block().expect("store works").expect("a block");
+    let nonces: Vec<u64> = committed.block.transactions.iter().map(|tx| tx.body.nonce).collect();
     assert_eq!(nonces, vec![0, 1]);
 }
 
 #[test]
 fn blocks_respect_the_configured_size() {
-    let fixture = fixture(NodeConfig {
-        max_block_txs: 4,
-        ..NodeConfig::default()
-    });
+    let fixture = fixture(NodeConfig { max_block_txs: 4, ..NodeConfig::default() });
     let key = &fixture.members[1];
     for nonce in 0..10 {
-        fixture
-            .node
-            .submit(anchor(key, nonce, &format!("d/{nonce}")))
-            .expect("admitted");
+        fixture.node.submit(anchor(key, nonce, &format!("d/{nonce}"))).expect("admitted");
     }
-    let sizes: Vec<usize> =
-        std::iter::from_fn(|| fixture.node.produce_block().expect("store works"))
-            .map(|committed| committed.receipts.len())
-            .collect();
+    let sizes: Vec<usize> = std::iter::from_fn(|| fixture.node.produce_block().expect("store works"))
+        .map(|committed| committed.receipts.len())
+        .collect();
     assert_eq!(sizes, vec![4, 4, 2]);
 }
 
@@ -180,10 +115,7 @@ fn admission_rejects_duplicates_replays_and_far_future_nonces() {
     let key = &fixture.members[1];
     let tx = anchor(key, 0, "e/0");
     fixture.node.submit(tx.clone()).expect("admitted");
-    assert_eq!(
-        fixture.node.submit(tx.clone()),
-        Err(SubmitError::AlreadyPending)
-    );
+    assert_eq!(fixture.node.submit(tx.clone()), Err(SubmitError::AlreadyPending));
     assert_eq!(
         fixture.node.submit(anchor(key, 0, "e/other")),
         Err(SubmitError::NonceReplayed { expected: 1 }),
@@ -194,10 +126,7 @@ fn admission_rejects_duplicates_replays_and_far_future_nonces() {
         Err(SubmitError::NonceTooFarAhead { expected: 0, .. })
     ));
     fixture.node.produce_block().expect("store works");
-    assert_eq!(
-        fixture.node.submit(tx),
-        Err(SubmitError::AlreadyCommitted { height: 1 })
-    );
+    assert_eq!(fixture.node.submit(tx), Err(SubmitError::AlreadyCommitted { height: 1 }));
     assert_eq!(fixture.node.status().mempool_size, 0);
 }
 
@@ -209,10 +138,7 @@ fn a_node_whose_key_is_not_a_validator_refuses_to_start() {
         chain_id: ChainId::new("node-test").expect("chain id"),
         genesis_time_ms: 0,
         validators: vec![SigningKey::from_seed(&[1; 32]).public_key()],
-        members: vec![GenesisMember {
-            public_key: member.public_key(),
-            admin: true,
-        }],
+        members: vec![GenesisMember { public_key: member.public_key(), admin: true }],
     };
     let (store, chain) = Store::create(dir.path(), &genesis).expect("create store");
     assert!(Node::new(store, chain, member, NodeConfig::default()).is_err());

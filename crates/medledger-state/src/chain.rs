@@ -91,11 +91,7 @@ impl VerifiedTx {
     pub fn verify(tx: Transaction) -> Result<Self, SignatureError> {
         tx.verify_signature()?;
         let encoded = tx.encode();
-        Ok(Self {
-            id: tx.id(),
-            tx,
-            encoded,
-        })
+        Ok(Self { id: tx.id(), tx, encoded })
     }
 
     /// Verifies many transactions with one batch verification.
@@ -109,11 +105,7 @@ impl VerifiedTx {
             .into_iter()
             .map(|tx| {
                 let encoded = tx.encode();
-                Self {
-                    id: tx.id(),
-                    tx,
-                    encoded,
-                }
+                Self { id: tx.id(), tx, encoded }
             })
             .collect())
     }
@@ -206,14 +198,7 @@ impl Chain {
     #[must_use]
     pub fn from_genesis(genesis: Genesis) -> Self {
         let state = State::from_entries(genesis.members.iter().map(|member| {
-            (
-                keys::account(&member.public_key),
-                Account {
-                    next_nonce: 0,
-                    admin: member.admin,
-                }
-                .encode(),
-            )
+            (keys::account(&member.public_key), Account { next_nonce: 0, admin: member.admin }.encode())
         }));
         let genesis_hash = genesis.hash();
         Self {
@@ -237,29 +222,19 @@ impl Chain {
         block_hashes: impl IntoIterator<Item = Digest>,
     ) -> Result<Self, BlockError> {
         let mut chain = Self::from_genesis(genesis);
-        chain.history = MerkleTree::from_leaf_hashes(
-            block_hashes
-                .into_iter()
-                .map(|hash| leaf_hash(hash.as_bytes())),
-        );
+        chain.history =
+            MerkleTree::from_leaf_hashes(block_hashes.into_iter().map(|hash| leaf_hash(hash.as_bytes())));
         let Some(head) = head else {
             let computed = state.root();
             let header = chain.state.root();
             return if computed == header && chain.history.is_empty() {
                 Ok(chain)
             } else {
-                Err(BlockError::RootMismatch {
-                    what: "genesis state",
-                    header,
-                    computed,
-                })
+                Err(BlockError::RootMismatch { what: "genesis state", header, computed })
             };
         };
         if chain.history.len() != head.height {
-            return Err(BlockError::Height {
-                head: chain.history.len(),
-                found: head.height,
-            });
+            return Err(BlockError::Height { head: chain.history.len(), found: head.height });
         }
         if state.root() != head.state_root {
             return Err(BlockError::RootMismatch {
@@ -330,9 +305,7 @@ impl Chain {
     }
 
     fn parent_timestamp_ms(&self) -> u64 {
-        self.head
-            .as_ref()
-            .map_or(self.genesis.genesis_time_ms, |head| head.timestamp_ms)
+        self.head.as_ref().map_or(self.genesis.genesis_time_ms, |head| head.timestamp_ms)
     }
 
     /// Checks every rule for `block` as the next block, including all signatures, and
@@ -353,10 +326,7 @@ impl Chain {
             return Err(BlockError::TooManyTransactions(count));
         }
         if header.tx_count as usize != count {
-            return Err(BlockError::TransactionCount {
-                header: header.tx_count,
-                body: count,
-            });
+            return Err(BlockError::TransactionCount { header: header.tx_count, body: count });
         }
         let encoded: Vec<Vec<u8>> = block.transactions.iter().map(Encode::encode).collect();
         check_root("transaction", header.tx_root, root_of_encoded(&encoded))?;
@@ -366,11 +336,7 @@ impl Chain {
                 return Err(BlockError::DuplicateTransaction { index });
             }
         }
-        let messages: Vec<Vec<u8>> = block
-            .transactions
-            .iter()
-            .map(|tx| tx.body.signing_message())
-            .collect();
+        let messages: Vec<Vec<u8>> = block.transactions.iter().map(|tx| tx.body.signing_message()).collect();
         let message_refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
         let signatures: Vec<_> = block.transactions.iter().map(|tx| tx.signature).collect();
         let signers: Vec<_> = block.transactions.iter().map(|tx| tx.body.signer).collect();
@@ -379,26 +345,15 @@ impl Chain {
         let (receipts, prepared) = self.execute(header.height, &block.transactions);
         check_root("receipts", header.receipts_root, receipts_root(&receipts))?;
         check_root("state", header.state_root, prepared.root())?;
-        Ok(VerifiedBlock {
-            hash,
-            block,
-            receipts,
-            prepared,
-        })
+        Ok(VerifiedBlock { hash, block, receipts, prepared })
     }
 
     fn check_header_links(&self, header: &BlockHeader) -> Result<(), BlockError> {
         if header.height != self.height() + 1 {
-            return Err(BlockError::Height {
-                head: self.height(),
-                found: header.height,
-            });
+            return Err(BlockError::Height { head: self.height(), found: header.height });
         }
         if header.parent_hash != self.head_hash {
-            return Err(BlockError::ParentHash {
-                expected: self.head_hash,
-                found: header.parent_hash,
-            });
+            return Err(BlockError::ParentHash { expected: self.head_hash, found: header.parent_hash });
         }
         if header.timestamp_ms < self.parent_timestamp_ms() {
             return Err(BlockError::Timestamp {
@@ -410,10 +365,7 @@ impl Chain {
     }
 
     fn execute(&self, height: u64, transactions: &[Transaction]) -> (Vec<Receipt>, PreparedWrites) {
-        let context = ExecutionContext {
-            chain_id: &self.genesis.chain_id,
-            height,
-        };
+        let context = ExecutionContext { chain_id: &self.genesis.chain_id, height };
         let (receipts, writes) = execute(&self.state, &context, transactions);
         (receipts, self.state.prepare(writes))
     }
@@ -428,30 +380,16 @@ impl Chain {
         timestamp_ms: u64,
         proposer: &SigningKey,
     ) -> VerifiedBlock {
-        assert!(
-            txs.len() <= MAX_BLOCK_TXS,
-            "the block builder takes at most MAX_BLOCK_TXS"
-        );
-        assert!(
-            self.is_validator(&proposer.public_key()),
-            "only validators build blocks"
-        );
+        assert!(txs.len() <= MAX_BLOCK_TXS, "the block builder takes at most MAX_BLOCK_TXS");
+        assert!(self.is_validator(&proposer.public_key()), "only validators build blocks");
         debug_assert_eq!(
-            txs.iter()
-                .map(|tx| tx.as_ref().id())
-                .collect::<HashSet<_>>()
-                .len(),
+            txs.iter().map(|tx| tx.as_ref().id()).collect::<HashSet<_>>().len(),
             txs.len(),
             "the block builder is never given the same transaction twice"
         );
         let height = self.height() + 1;
-        let transactions: Vec<Transaction> =
-            txs.iter().map(|tx| tx.as_ref().tx().clone()).collect();
-        let tx_root = root_of(
-            &txs.iter()
-                .map(|tx| leaf_hash(tx.as_ref().encoded()))
-                .collect::<Vec<_>>(),
-        );
+        let transactions: Vec<Transaction> = txs.iter().map(|tx| tx.as_ref().tx().clone()).collect();
+        let tx_root = root_of(&txs.iter().map(|tx| leaf_hash(tx.as_ref().encoded())).collect::<Vec<_>>());
         let (receipts, prepared) = self.execute(height, &transactions);
         let header = BlockHeader {
             height,
@@ -465,53 +403,28 @@ impl Chain {
             history_root: self.history.root(),
         };
         let block = Block::seal(header, transactions, proposer);
-        VerifiedBlock {
-            hash: block.hash(),
-            block,
-            receipts,
-            prepared,
-        }
+        VerifiedBlock { hash: block.hash(), block, receipts, prepared }
     }
 
     /// Makes a verified block the new head. It must have been validated or built against the
     /// current head.
     pub fn commit(&mut self, verified: VerifiedBlock) -> Committed {
-        assert_eq!(
-            verified.block.header.parent_hash, self.head_hash,
-            "block verified against another head"
-        );
+        assert_eq!(verified.block.header.parent_hash, self.head_hash, "block verified against another head");
         self.state.commit(verified.prepared);
         self.history.push(leaf_hash(verified.hash.as_bytes()));
         self.head_hash = verified.hash;
         self.head = Some(verified.block.header.clone());
         debug_assert_eq!(self.history.len(), self.height());
-        Committed {
-            block: verified.block,
-            hash: verified.hash,
-            receipts: verified.receipts,
-        }
+        Committed { block: verified.block, hash: verified.hash, receipts: verified.receipts }
     }
 }
 
 fn check_root(what: &'static str, header: Digest, computed: Digest) -> Result<(), BlockError> {
-    if header == computed {
-        Ok(())
-    } else {
-        Err(BlockError::RootMismatch {
-            what,
-            header,
-            computed,
-        })
-    }
+    if header == computed { Ok(()) } else { Err(BlockError::RootMismatch { what, header, computed }) }
 }
 
 fn root_of_encoded(encoded: &[Vec<u8>]) -> Digest {
-    root_of(
-        &encoded
-            .iter()
-            .map(|bytes| leaf_hash(bytes))
-            .collect::<Vec<_>>(),
-    )
+    root_of(&encoded.iter().map(|bytes| leaf_hash(bytes)).collect::<Vec<_>>())
 }
 
 /// The RFC 9162 root over a block's receipts.

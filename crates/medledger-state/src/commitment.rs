@@ -27,9 +27,7 @@ pub fn bucket_of(key: &[u8]) -> u16 {
 /// The hash of one entry.
 #[must_use]
 pub fn entry_hash(key: &[u8], value: &[u8]) -> Digest {
-    let key_length = u32::try_from(key.len())
-        .expect("state keys are short")
-        .to_be_bytes();
+    let key_length = u32::try_from(key.len()).expect("state keys are short").to_be_bytes();
     tagged_hash(tags::STATE_ENTRY, &[&key_length, key, value])
 }
 
@@ -72,14 +70,9 @@ impl BucketTree {
     /// change, without changing the tree. `leaves` must be sorted by bucket.
     #[must_use]
     pub fn preview(&self, leaves: &[(u16, Digest)]) -> Vec<(usize, Digest)> {
-        debug_assert!(
-            leaves.windows(2).all(|pair| pair[0].0 < pair[1].0),
-            "sorted, unique buckets"
-        );
-        let mut changed: Vec<(usize, Digest)> = leaves
-            .iter()
-            .map(|(bucket, leaf)| (BUCKETS + usize::from(*bucket), *leaf))
-            .collect();
+        debug_assert!(leaves.windows(2).all(|pair| pair[0].0 < pair[1].0), "sorted, unique buckets");
+        let mut changed: Vec<(usize, Digest)> =
+            leaves.iter().map(|(bucket, leaf)| (BUCKETS + usize::from(*bucket), *leaf)).collect();
         let mut level = changed.clone();
         while level.first().is_some_and(|(index, _)| *index > 1) {
             let mut parents: Vec<(usize, Digest)> = Vec::with_capacity(level.len());
@@ -114,10 +107,7 @@ impl BucketTree {
     /// The value of the root after [`BucketTree::preview`]'s changes.
     #[must_use]
     pub fn root_with(&self, changed: &[(usize, Digest)]) -> Digest {
-        changed
-            .iter()
-            .find(|(index, _)| *index == 1)
-            .map_or(self.root(), |(_, digest)| *digest)
+        changed.iter().find(|(index, _)| *index == 1).map_or(self.root(), |(_, digest)| *digest)
     }
 
     /// The audit path proving bucket `bucket`'s leaf against the root (16 hashes).

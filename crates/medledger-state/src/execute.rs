@@ -55,10 +55,7 @@ impl Decode for Account {
     const MAX_ENCODED_BYTES: usize = 9;
 
     fn decode_from(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(Self {
-            next_nonce: reader.u64("next nonce")?,
-            admin: reader.bool("admin flag")?,
-        })
+        Ok(Self { next_nonce: reader.u64("next nonce")?, admin: reader.bool("admin flag")? })
     }
 }
 
@@ -139,16 +136,10 @@ pub fn execute<'t>(
     context: &ExecutionContext<'_>,
     transactions: impl IntoIterator<Item = &'t Transaction>,
 ) -> (Vec<Receipt>, WriteSet) {
-    let mut overlay = Overlay {
-        base: state,
-        writes: BTreeMap::new(),
-    };
+    let mut overlay = Overlay { base: state, writes: BTreeMap::new() };
     let receipts = transactions
         .into_iter()
-        .map(|tx| Receipt {
-            tx_id: tx.id(),
-            outcome: execute_one(&mut overlay, context, tx),
-        })
+        .map(|tx| Receipt { tx_id: tx.id(), outcome: execute_one(&mut overlay, context, tx) })
         .collect();
     let mut write_set = WriteSet::default();
     for (key, value) in overlay.writes {
@@ -157,11 +148,7 @@ pub fn execute<'t>(
     (receipts, write_set)
 }
 
-fn execute_one(
-    overlay: &mut Overlay<'_>,
-    context: &ExecutionContext<'_>,
-    tx: &Transaction,
-) -> Outcome {
+fn execute_one(overlay: &mut Overlay<'_>, context: &ExecutionContext<'_>, tx: &Transaction) -> Outcome {
     let body = &tx.body;
     if &body.chain_id != context.chain_id {
         return Outcome::Rejected(RejectReason::WrongChain);
@@ -178,24 +165,15 @@ fn execute_one(
     }
     // From here on the nonce is consumed whatever the payload's outcome, so the same signed
     // transaction can never execute twice.
-    account.next_nonce = expected
-        .checked_add(1)
-        .expect("a signer cannot sign 2^64 transactions");
+    account.next_nonce = expected.checked_add(1).expect("a signer cannot sign 2^64 transactions");
     overlay.put(keys::account(&body.signer), &account);
     match &body.payload {
-        Payload::AddMember { public_key, admin } => {
-            add_member(overlay, &account, public_key, *admin)
-        }
+        Payload::AddMember { public_key, admin } => add_member(overlay, &account, public_key, *admin),
         Payload::Anchor { label, digest } => anchor(overlay, context, &body.signer, label, digest),
     }
 }
 
-fn add_member(
-    overlay: &mut Overlay<'_>,
-    signer: &Account,
-    public_key: &PublicKey,
-    admin: bool,
-) -> Outcome {
+fn add_member(overlay: &mut Overlay<'_>, signer: &Account, public_key: &PublicKey, admin: bool) -> Outcome {
     if !signer.admin {
         return Outcome::Rejected(RejectReason::NotAuthorized);
     }
@@ -203,13 +181,7 @@ fn add_member(
     if overlay.contains(&key) {
         return Outcome::Rejected(RejectReason::MemberExists);
     }
-    overlay.put(
-        key,
-        &Account {
-            next_nonce: 0,
-            admin,
-        },
-    );
+    overlay.put(key, &Account { next_nonce: 0, admin });
     Outcome::Applied
 }
 
@@ -224,13 +196,6 @@ fn anchor(
     if overlay.contains(&key) {
         return Outcome::Rejected(RejectReason::AnchorExists);
     }
-    overlay.put(
-        key,
-        &AnchorRecord {
-            digest: *digest,
-            signer: *signer,
-            height: context.height,
-        },
-    );
+    overlay.put(key, &AnchorRecord { digest: *digest, signer: *signer, height: context.height });
     Outcome::Applied
 }

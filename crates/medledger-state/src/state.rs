@@ -52,9 +52,7 @@ impl WriteSet {
 
     /// The writes in key order.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> {
-        self.writes
-            .iter()
-            .map(|(key, value)| (key.as_slice(), value.as_deref()))
+        self.writes.iter().map(|(key, value)| (key.as_slice(), value.as_deref()))
     }
 }
 
@@ -98,9 +96,7 @@ impl State {
     #[must_use]
     pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
         // Allocation-free lookup would need a borrowed tuple key; keys are short.
-        self.entries
-            .get(&(bucket_of(key), key.to_vec()))
-            .map(|entry| entry.value.as_slice())
+        self.entries.get(&(bucket_of(key), key.to_vec())).map(|entry| entry.value.as_slice())
     }
 
     /// The state root.
@@ -123,9 +119,7 @@ impl State {
 
     /// Every entry, in commitment order (by bucket, then key).
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.entries
-            .iter()
-            .map(|((_, key), entry)| (key.as_slice(), entry.value.as_slice()))
+        self.entries.iter().map(|((_, key), entry)| (key.as_slice(), entry.value.as_slice()))
     }
 
     /// Computes the root `writes` would produce, without changing the state.
@@ -135,10 +129,8 @@ impl State {
             .writes
             .iter()
             .map(|(key, value)| {
-                let entry = value.as_ref().map(|value| Entry {
-                    hash: entry_hash(key, value),
-                    value: value.clone(),
-                });
+                let entry =
+                    value.as_ref().map(|value| Entry { hash: entry_hash(key, value), value: value.clone() });
                 ((bucket_of(key), key.clone()), entry)
             })
             .collect();
@@ -147,9 +139,7 @@ impl State {
         while let Some(((bucket, _), _)) = position.peek() {
             let bucket = *bucket;
             let mut bucket_writes = BTreeMap::new();
-            while let Some(((write_bucket, key), entry)) =
-                position.next_if(|((b, _), _)| *b == bucket)
-            {
+            while let Some(((write_bucket, key), entry)) = position.next_if(|((b, _), _)| *b == bucket) {
                 debug_assert_eq!(*write_bucket, bucket);
                 bucket_writes.insert(key.as_slice(), entry.as_ref().map(|entry| entry.hash));
             }
@@ -157,12 +147,7 @@ impl State {
         }
         let changed_nodes = self.tree.preview(&leaves);
         let root = self.tree.root_with(&changed_nodes);
-        PreparedWrites {
-            writes,
-            changed_nodes,
-            root,
-            source,
-        }
+        PreparedWrites { writes, changed_nodes, root, source }
     }
 
     /// Applies writes prepared against this very state.
@@ -174,11 +159,7 @@ impl State {
             };
         }
         self.tree.install(&prepared.changed_nodes);
-        assert_eq!(
-            self.tree.root(),
-            prepared.root,
-            "prepared writes were applied to another state"
-        );
+        assert_eq!(self.tree.root(), prepared.root, "prepared writes were applied to another state");
     }
 
     /// The leaf of `bucket` once `writes` (key → new entry hash, `None` = deleted) apply.
@@ -188,11 +169,8 @@ impl State {
             Some(next) => Bound::Excluded((next, Vec::new())),
             None => Bound::Unbounded,
         };
-        let mut merged: BTreeMap<&[u8], Digest> = self
-            .entries
-            .range((start, end))
-            .map(|((_, key), entry)| (key.as_slice(), entry.hash))
-            .collect();
+        let mut merged: BTreeMap<&[u8], Digest> =
+            self.entries.range((start, end)).map(|((_, key), entry)| (key.as_slice(), entry.hash)).collect();
         for (key, hash) in writes {
             match hash {
                 Some(hash) => merged.insert(key, *hash),
@@ -209,10 +187,7 @@ mod tests {
 
     fn write_set(pairs: &[(&[u8], Option<&[u8]>)]) -> WriteSet {
         WriteSet {
-            writes: pairs
-                .iter()
-                .map(|(key, value)| (key.to_vec(), value.map(<[u8]>::to_vec)))
-                .collect(),
+            writes: pairs.iter().map(|(key, value)| (key.to_vec(), value.map(<[u8]>::to_vec))).collect(),
         }
     }
 
@@ -228,10 +203,7 @@ mod tests {
             let prepared = incremental.prepare(batch);
             incremental.commit(prepared);
         }
-        let rebuilt = State::from_entries([
-            (b"b".to_vec(), b"22".to_vec()),
-            (b"c".to_vec(), b"3".to_vec()),
-        ]);
+        let rebuilt = State::from_entries([(b"b".to_vec(), b"22".to_vec()), (b"c".to_vec(), b"3".to_vec())]);
         assert_eq!(incremental.root(), rebuilt.root());
         assert_ne!(incremental.root(), empty_root);
         assert_eq!(incremental.get(b"b"), Some(&b"22"[..]));

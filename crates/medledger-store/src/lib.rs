@@ -34,16 +34,13 @@ pub mod tables {
     /// Height → canonical block bytes.
     pub const BLOCKS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("blocks");
     /// Height → block hash.
-    pub const BLOCK_HASHES: TableDefinition<'_, u64, [u8; 32]> =
-        TableDefinition::new("block_hashes");
+    pub const BLOCK_HASHES: TableDefinition<'_, u64, [u8; 32]> = TableDefinition::new("block_hashes");
     /// Block hash → height.
-    pub const BLOCK_HEIGHTS: TableDefinition<'_, [u8; 32], u64> =
-        TableDefinition::new("block_heights");
+    pub const BLOCK_HEIGHTS: TableDefinition<'_, [u8; 32], u64> = TableDefinition::new("block_heights");
     /// Height → canonical receipt list.
     pub const RECEIPTS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("receipts");
     /// Transaction id → (height, index in block) of its first inclusion.
-    pub const TX_INDEX: TableDefinition<'_, [u8; 32], (u64, u32)> =
-        TableDefinition::new("tx_index");
+    pub const TX_INDEX: TableDefinition<'_, [u8; 32], (u64, u32)> = TableDefinition::new("tx_index");
     /// State key → value.
     pub const STATE: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("state");
 }
@@ -63,9 +60,7 @@ pub enum StoreError {
     #[error("{0} already holds a chain; refusing to overwrite it")]
     AlreadyInitialized(PathBuf),
     /// Another process has the database open.
-    #[error(
-        "{0} is in use by another process (a running node?); stop it or ask the node with --node"
-    )]
+    #[error("{0} is in use by another process (a running node?); stop it or ask the node with --node")]
     InUse(PathBuf),
     /// The file was written by an incompatible version.
     #[error("store format version {found}, but this medledger reads version {FORMAT_VERSION}")]
@@ -145,10 +140,8 @@ impl Store<Database> {
     /// Creates a new chain in `data_dir` (created if missing) from `genesis`.
     pub fn create(data_dir: &Path, genesis: &Genesis) -> Result<(Self, Chain), StoreError> {
         genesis.validate()?;
-        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::Io {
-            path: data_dir.to_owned(),
-            source,
-        })?;
+        std::fs::create_dir_all(data_dir)
+            .map_err(|source| StoreError::Io { path: data_dir.to_owned(), source })?;
         let path = database_path(data_dir);
         if path.exists() {
             return Err(StoreError::AlreadyInitialized(data_dir.to_owned()));
@@ -156,14 +149,11 @@ impl Store<Database> {
         let db = Database::create(&path).map_err(|error| open_error(&path, error))?;
         let chain = Chain::from_genesis(genesis.clone());
         let mut txn = db.begin_write().map_err(db_error)?;
-        txn.set_durability(Durability::Immediate)
-            .map_err(db_error)?;
+        txn.set_durability(Durability::Immediate).map_err(db_error)?;
         {
             let mut meta = txn.open_table(META).map_err(db_error)?;
-            meta.insert(META_FORMAT_VERSION, FORMAT_VERSION.to_be_bytes().as_slice())
-                .map_err(db_error)?;
-            meta.insert(META_GENESIS, genesis.encode().as_slice())
-                .map_err(db_error)?;
+            meta.insert(META_FORMAT_VERSION, FORMAT_VERSION.to_be_bytes().as_slice()).map_err(db_error)?;
+            meta.insert(META_GENESIS, genesis.encode().as_slice()).map_err(db_error)?;
             let mut state = txn.open_table(STATE).map_err(db_error)?;
             for (key, value) in chain.state().iter() {
                 state.insert(key, value).map_err(db_error)?;
@@ -197,8 +187,7 @@ impl Store<Database> {
         let block = verified.block();
         let height = block.header.height;
         let mut txn = self.db.begin_write().map_err(db_error)?;
-        txn.set_durability(Durability::Immediate)
-            .map_err(db_error)?;
+        txn.set_durability(Durability::Immediate).map_err(db_error)?;
         {
             txn.open_table(BLOCKS)
                 .map_err(db_error)?
@@ -220,9 +209,7 @@ impl Store<Database> {
             for (index, receipt) in verified.receipts().iter().enumerate() {
                 let index = u32::try_from(index).expect("blocks hold at most MAX_BLOCK_TXS");
                 if tx_index.get(receipt.tx_id.0.0).map_err(db_error)?.is_none() {
-                    tx_index
-                        .insert(receipt.tx_id.0.0, (height, index))
-                        .map_err(db_error)?;
+                    tx_index.insert(receipt.tx_id.0.0, (height, index)).map_err(db_error)?;
                 }
             }
             let mut state = txn.open_table(STATE).map_err(db_error)?;
@@ -275,10 +262,8 @@ impl<D: ReadableDatabase> Store<D> {
             .get(META_FORMAT_VERSION)
             .map_err(db_error)?
             .ok_or_else(|| StoreError::Missing("the format version".into()))?;
-        let bytes: [u8; 4] = version
-            .value()
-            .try_into()
-            .map_err(|_| StoreError::Missing("a 4-byte format version".into()))?;
+        let bytes: [u8; 4] =
+            version.value().try_into().map_err(|_| StoreError::Missing("a 4-byte format version".into()))?;
         match u32::from_be_bytes(bytes) {
             FORMAT_VERSION => Ok(()),
             found => Err(StoreError::FormatVersion { found }),
@@ -299,11 +284,7 @@ impl<D: ReadableDatabase> Store<D> {
         let hashes = hashes_table
             .iter()
             .map_err(db_error)?
-            .map(|entry| {
-                entry
-                    .map(|(_, hash)| Digest(hash.value()))
-                    .map_err(db_error)
-            })
+            .map(|entry| entry.map(|(_, hash)| Digest(hash.value())).map_err(db_error))
             .collect::<Result<Vec<_>, StoreError>>()?;
         let head = match self.height()? {
             0 => None,
@@ -316,10 +297,8 @@ impl<D: ReadableDatabase> Store<D> {
     pub fn genesis(&self) -> Result<Genesis, StoreError> {
         let txn = self.db.begin_read().map_err(db_error)?;
         let meta = txn.open_table(META).map_err(db_error)?;
-        let bytes = meta
-            .get(META_GENESIS)
-            .map_err(db_error)?
-            .ok_or_else(|| StoreError::Missing("genesis".into()))?;
+        let bytes =
+            meta.get(META_GENESIS).map_err(db_error)?.ok_or_else(|| StoreError::Missing("genesis".into()))?;
         Ok(Genesis::from_canonical(bytes.value())?)
     }
 
@@ -327,40 +306,29 @@ impl<D: ReadableDatabase> Store<D> {
     pub fn height(&self) -> Result<u64, StoreError> {
         let txn = self.db.begin_read().map_err(db_error)?;
         let hashes = txn.open_table(BLOCK_HASHES).map_err(db_error)?;
-        Ok(hashes
-            .last()
-            .map_err(db_error)?
-            .map_or(0, |(height, _)| height.value()))
+        Ok(hashes.last().map_err(db_error)?.map_or(0, |(height, _)| height.value()))
     }
 
     /// The canonical bytes of the block at `height`.
     pub fn block_bytes(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
         let txn = self.db.begin_read().map_err(db_error)?;
         let blocks = txn.open_table(BLOCKS).map_err(db_error)?;
-        Ok(blocks
-            .get(height)
-            .map_err(db_error)?
-            .map(|bytes| bytes.value().to_vec()))
+        Ok(blocks.get(height).map_err(db_error)?.map(|bytes| bytes.value().to_vec()))
     }
 
     /// The block at `height`.
     pub fn block(&self, height: u64) -> Result<Option<Block>, StoreError> {
         self.block_bytes(height)?
             .map(|bytes| {
-                Block::decode(&bytes).map_err(|source| StoreError::Corrupt {
-                    what: "block",
-                    height,
-                    source,
-                })
+                Block::decode(&bytes).map_err(|source| StoreError::Corrupt { what: "block", height, source })
             })
             .transpose()
     }
 
     /// The header of the block at `height`, which must exist.
     pub fn header(&self, height: u64) -> Result<BlockHeader, StoreError> {
-        let bytes = self
-            .block_bytes(height)?
-            .ok_or_else(|| StoreError::Missing(format!("block {height}")))?;
+        let bytes =
+            self.block_bytes(height)?.ok_or_else(|| StoreError::Missing(format!("block {height}")))?;
         let mut reader = medledger_types::Reader::new(&bytes);
         BlockHeader::decode_from(&mut reader).map_err(|source| StoreError::Corrupt {
             what: "block header",
@@ -373,10 +341,7 @@ impl<D: ReadableDatabase> Store<D> {
     pub fn height_of(&self, hash: &Digest) -> Result<Option<u64>, StoreError> {
         let txn = self.db.begin_read().map_err(db_error)?;
         let heights = txn.open_table(BLOCK_HEIGHTS).map_err(db_error)?;
-        Ok(heights
-            .get(hash.0)
-            .map_err(db_error)?
-            .map(|height| height.value()))
+        Ok(heights.get(hash.0).map_err(db_error)?.map(|height| height.value()))
     }
 
     /// The receipts of the block at `height`.

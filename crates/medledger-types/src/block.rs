@@ -97,23 +97,11 @@ pub struct Block {
 impl Block {
     /// Signs `header` with the proposer's key.
     #[must_use]
-    pub fn seal(
-        header: BlockHeader,
-        transactions: Vec<Transaction>,
-        proposer: &SigningKey,
-    ) -> Self {
-        debug_assert_eq!(
-            proposer.public_key(),
-            header.proposer,
-            "sealing key must be the proposer"
-        );
+    pub fn seal(header: BlockHeader, transactions: Vec<Transaction>, proposer: &SigningKey) -> Self {
+        debug_assert_eq!(proposer.public_key(), header.proposer, "sealing key must be the proposer");
         debug_assert_eq!(header.tx_count as usize, transactions.len());
         let signature = proposer.sign(&BlockHeader::signing_message(&header.hash()));
-        Self {
-            header,
-            transactions,
-            signature,
-        }
+        Self { header, transactions, signature }
     }
 
     /// The block hash.
@@ -145,24 +133,15 @@ impl Decode for Block {
         if count != header.tx_count as usize {
             return Err(DecodeError::Invalid {
                 what: "transaction list",
-                reason: format!(
-                    "header says {} transactions, body has {count}",
-                    header.tx_count
-                ),
+                reason: format!("header says {} transactions, body has {count}", header.tx_count),
             });
         }
         let mut transactions = Vec::with_capacity(count);
         for _ in 0..count {
-            transactions.push(Transaction::decode(
-                reader.bytes(MAX_TX_BYTES, "transaction")?,
-            )?);
+            transactions.push(Transaction::decode(reader.bytes(MAX_TX_BYTES, "transaction")?)?);
         }
         let signature = reader.signature("block signature")?;
-        Ok(Self {
-            header,
-            transactions,
-            signature,
-        })
+        Ok(Self { header, transactions, signature })
     }
 }
 
@@ -216,9 +195,7 @@ impl fmt::Display for RejectReason {
             RejectReason::NonceGap { expected } => {
                 write!(f, "nonce skips ahead (next nonce is {expected})")
             }
-            RejectReason::NotAuthorized => {
-                f.write_str("the signer is not authorized for this transaction")
-            }
+            RejectReason::NotAuthorized => f.write_str("the signer is not authorized for this transaction"),
             RejectReason::MemberExists => f.write_str("the key is already a member"),
             RejectReason::AnchorExists => f.write_str("the label is already anchored"),
             RejectReason::WrongChain => f.write_str("the transaction is for another chain"),
@@ -253,8 +230,7 @@ impl Encode for Receipt {
             Outcome::Applied => writer.u8(0),
             Outcome::Rejected(reason) => {
                 writer.u8(reason.tag());
-                if let RejectReason::NonceReplayed { expected }
-                | RejectReason::NonceGap { expected } = reason
+                if let RejectReason::NonceReplayed { expected } | RejectReason::NonceGap { expected } = reason
                 {
                     writer.u64(expected);
                 }
@@ -272,21 +248,14 @@ impl Decode for Receipt {
         let outcome = match reader.u8("receipt outcome")? {
             0 => Outcome::Applied,
             1 => Outcome::Rejected(RejectReason::UnknownSigner),
-            2 => Outcome::Rejected(RejectReason::NonceReplayed {
-                expected: reader.u64("expected nonce")?,
-            }),
-            3 => Outcome::Rejected(RejectReason::NonceGap {
-                expected: reader.u64("expected nonce")?,
-            }),
+            2 => Outcome::Rejected(RejectReason::NonceReplayed { expected: reader.u64("expected nonce")? }),
+            3 => Outcome::Rejected(RejectReason::NonceGap { expected: reader.u64("expected nonce")? }),
             4 => Outcome::Rejected(RejectReason::NotAuthorized),
             5 => Outcome::Rejected(RejectReason::MemberExists),
             6 => Outcome::Rejected(RejectReason::AnchorExists),
             7 => Outcome::Rejected(RejectReason::WrongChain),
             tag => {
-                return Err(DecodeError::UnknownTag {
-                    what: "receipt outcome",
-                    tag,
-                });
+                return Err(DecodeError::UnknownTag { what: "receipt outcome", tag });
             }
         };
         Ok(Self { tx_id, outcome })

@@ -77,9 +77,7 @@ impl Writer {
     /// An empty writer with room for `capacity` bytes.
     #[must_use]
     pub fn with_capacity(capacity: usize) -> Self {
-        Self {
-            buffer: Vec::with_capacity(capacity),
-        }
+        Self { buffer: Vec::with_capacity(capacity) }
     }
 
     /// The bytes written so far.
@@ -218,17 +216,13 @@ impl<'a> Reader<'a> {
         match self.u8(what)? {
             0 => Ok(false),
             1 => Ok(true),
-            _ => Err(DecodeError::NonCanonical {
-                what,
-                reason: "boolean byte is not 0 or 1",
-            }),
+            _ => Err(DecodeError::NonCanonical { what, reason: "boolean byte is not 0 or 1" }),
         }
     }
 
     /// A `u32` length or count prefix, checked against `max` before anything is allocated.
     pub fn length(&mut self, max: usize, what: &'static str) -> Result<usize, DecodeError> {
-        let length =
-            usize::try_from(self.u32(what)?).expect("u32 fits in usize on supported targets");
+        let length = usize::try_from(self.u32(what)?).expect("u32 fits in usize on supported targets");
         if length > max {
             return Err(DecodeError::TooLong { what, length, max });
         }
@@ -249,10 +243,8 @@ impl<'a> Reader<'a> {
     /// A public key, which must be a valid, non-weak Ed25519 point.
     pub fn public_key(&mut self, what: &'static str) -> Result<PublicKey, DecodeError> {
         let bytes = self.array(what)?;
-        PublicKey::from_bytes(&bytes).map_err(|error| DecodeError::Invalid {
-            what,
-            reason: error.to_string(),
-        })
+        PublicKey::from_bytes(&bytes)
+            .map_err(|error| DecodeError::Invalid { what, reason: error.to_string() })
     }
 
     /// A signature (checked later, against its message).
@@ -307,23 +299,14 @@ mod tests {
     #[test]
     fn reader_rejects_truncation_and_bad_booleans() {
         let mut reader = Reader::new(&[0, 1]);
-        assert!(matches!(
-            reader.u32("n"),
-            Err(DecodeError::Truncated { needed: 2, .. })
-        ));
+        assert!(matches!(reader.u32("n"), Err(DecodeError::Truncated { needed: 2, .. })));
         let mut reader = Reader::new(&[2]);
-        assert!(matches!(
-            reader.bool("flag"),
-            Err(DecodeError::NonCanonical { .. })
-        ));
+        assert!(matches!(reader.bool("flag"), Err(DecodeError::NonCanonical { .. })));
     }
 
     #[test]
     fn length_is_checked_before_allocation() {
         let mut reader = Reader::new(&[0xff, 0xff, 0xff, 0xff]);
-        assert!(matches!(
-            reader.bytes(10, "label"),
-            Err(DecodeError::TooLong { max: 10, .. })
-        ));
+        assert!(matches!(reader.bytes(10, "label"), Err(DecodeError::TooLong { max: 10, .. })));
     }
 }

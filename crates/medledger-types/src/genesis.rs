@@ -60,26 +60,15 @@ impl Genesis {
     pub fn validate(&self) -> Result<(), GenesisError> {
         let invalid = |message: String| Err(GenesisError::Invalid(message));
         if self.validators.is_empty() || self.validators.len() > MAX_VALIDATORS {
-            return invalid(format!(
-                "needs 1 to {MAX_VALIDATORS} validators, has {}",
-                self.validators.len()
-            ));
+            return invalid(format!("needs 1 to {MAX_VALIDATORS} validators, has {}", self.validators.len()));
         }
         if self.validators.iter().collect::<BTreeSet<_>>().len() != self.validators.len() {
             return invalid("a validator key is listed twice".into());
         }
         if self.members.len() > MAX_GENESIS_MEMBERS {
-            return invalid(format!(
-                "at most {MAX_GENESIS_MEMBERS} members, has {}",
-                self.members.len()
-            ));
+            return invalid(format!("at most {MAX_GENESIS_MEMBERS} members, has {}", self.members.len()));
         }
-        if self
-            .members
-            .iter()
-            .map(|member| member.public_key)
-            .collect::<BTreeSet<_>>()
-            .len()
+        if self.members.iter().map(|member| member.public_key).collect::<BTreeSet<_>>().len()
             != self.members.len()
         {
             return invalid("a member key is listed twice".into());
@@ -136,9 +125,8 @@ impl Decode for Genesis {
         let chain_id = ChainId::decode_from(reader)?;
         let genesis_time_ms = reader.u64("genesis time")?;
         let validator_count = reader.length(MAX_VALIDATORS, "validator list")?;
-        let validators = (0..validator_count)
-            .map(|_| reader.public_key("validator"))
-            .collect::<Result<_, _>>()?;
+        let validators =
+            (0..validator_count).map(|_| reader.public_key("validator")).collect::<Result<_, _>>()?;
         let member_count = reader.length(MAX_GENESIS_MEMBERS, "member list")?;
         let members = (0..member_count)
             .map(|_| {
@@ -148,11 +136,6 @@ impl Decode for Genesis {
                 })
             })
             .collect::<Result<_, DecodeError>>()?;
-        Ok(Self {
-            chain_id,
-            genesis_time_ms,
-            validators,
-            members,
-        })
+        Ok(Self { chain_id, genesis_time_ms, validators, members })
     }
 }

@@ -38,11 +38,7 @@ fn check(
     is_allowed: fn(u8) -> bool,
 ) -> Result<(), TextError> {
     if text.is_empty() || text.len() > max {
-        return Err(TextError::Length {
-            what,
-            length: text.len(),
-            max,
-        });
+        return Err(TextError::Length { what, length: text.len(), max });
     }
     if !text.bytes().all(is_allowed) {
         return Err(TextError::Character { what, allowed });
@@ -140,10 +136,7 @@ mod tests {
     fn chain_ids_are_validated() {
         assert!(ChainId::new("medledger-dev").is_ok());
         assert!(matches!(ChainId::new(""), Err(TextError::Length { .. })));
-        assert!(matches!(
-            ChainId::new("Main Net"),
-            Err(TextError::Character { .. })
-        ));
+        assert!(matches!(ChainId::new("Main Net"), Err(TextError::Character { .. })));
         assert!(ChainId::new("a".repeat(MAX_CHAIN_ID_BYTES + 1)).is_err());
     }
 

@@ -74,10 +74,7 @@ impl Payload {
                 label: Label::decode_from(reader)?,
                 digest: reader.digest("anchor digest")?,
             }),
-            tag => Err(DecodeError::UnknownTag {
-                what: "payload",
-                tag,
-            }),
+            tag => Err(DecodeError::UnknownTag { what: "payload", tag }),
         }
     }
 }
@@ -139,16 +136,9 @@ impl TxBody {
     /// Signs the body with `key`, which must be the key named as signer.
     #[must_use]
     pub fn sign(self, key: &SigningKey) -> Transaction {
-        debug_assert_eq!(
-            key.public_key(),
-            self.signer,
-            "signing key must match the signer"
-        );
+        debug_assert_eq!(key.public_key(), self.signer, "signing key must match the signer");
         let signature = key.sign(&self.signing_message());
-        Transaction {
-            body: self,
-            signature,
-        }
+        Transaction { body: self, signature }
     }
 }
 
@@ -171,9 +161,7 @@ impl Transaction {
 
     /// Checks the signature against the signer named in the body.
     pub fn verify_signature(&self) -> Result<(), medledger_crypto::SignatureError> {
-        self.body
-            .signer
-            .verify(&self.body.signing_message(), &self.signature)
+        self.body.signer.verify(&self.body.signing_message(), &self.signature)
     }
 }
 
@@ -189,10 +177,7 @@ impl Decode for Transaction {
     const MAX_ENCODED_BYTES: usize = MAX_TX_BYTES;
 
     fn decode_from(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(Self {
-            body: TxBody::decode_from(reader)?,
-            signature: reader.signature("signature")?,
-        })
+        Ok(Self { body: TxBody::decode_from(reader)?, signature: reader.signature("signature")? })
     }
 }
 

@@ -1,9 +1,6 @@
 //! Shared helpers for the end-to-end tests: real `medledger` processes on loopback.
 
-#![allow(
-    dead_code,
-    reason = "each test binary uses a different subset of the helpers"
-)]
+#![allow(dead_code, reason = "each test binary uses a different subset of the helpers")]
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -20,19 +17,13 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 /// The `medledger` binary under test.
 pub fn medledger() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_medledger"));
-    command
-        .env("MEDLEDGER_LOG", "warn")
-        .env_remove("MEDLEDGER_NODE");
+    command.env("MEDLEDGER_LOG", "warn").env_remove("MEDLEDGER_NODE");
     command
 }
 
 /// Runs `medledger` with `args` to completion.
 pub fn run(args: &[&str]) -> Output {
-    medledger()
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("running medledger")
+    medledger().args(args).stdin(Stdio::null()).output().expect("running medledger")
 }
 
 /// A child process whose stdout lines arrive on a channel; killed when dropped.
@@ -64,11 +55,7 @@ impl Process {
     }
 
     /// The next stdout line that satisfies `accept`, within `timeout`.
-    pub fn wait_for_line(
-        &self,
-        timeout: Duration,
-        accept: impl Fn(&str) -> bool,
-    ) -> Option<String> {
+    pub fn wait_for_line(&self, timeout: Duration, accept: impl Fn(&str) -> bool) -> Option<String> {
         let deadline = Instant::now() + timeout;
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
             match self.lines.recv_timeout(left) {
@@ -82,10 +69,8 @@ impl Process {
 
     /// Asks the process to stop (SIGTERM) and waits for it.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill");
+        let status =
+            Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("kill");
         assert!(status.success(), "signalling the process");
         self.child.wait().expect("reaping the process")
     }
@@ -114,11 +99,7 @@ impl DevNode {
     /// Starts a dev chain (demo identities and transactions) in a fresh temporary directory.
     pub fn start() -> Self {
         let data_dir = tempfile::tempdir().expect("temp dir");
-        let dir = data_dir
-            .path()
-            .to_str()
-            .expect("utf-8 temp path")
-            .to_owned();
+        let dir = data_dir.path().to_str().expect("utf-8 temp path").to_owned();
         let process = Process::spawn(&[
             "dev",
             "--data-dir",
@@ -129,28 +110,15 @@ impl DevNode {
             "20",
         ]);
         let line = process
-            .wait_for_line(STARTUP_TIMEOUT, |line| {
-                line.contains("listening on http://")
-            })
+            .wait_for_line(STARTUP_TIMEOUT, |line| line.contains("listening on http://"))
             .expect("the dev node starts listening");
-        let url = line
-            .rsplit(' ')
-            .next()
-            .expect("the line ends with the URL")
-            .to_owned();
-        Self {
-            process,
-            url,
-            data_dir,
-        }
+        let url = line.rsplit(' ').next().expect("the line ends with the URL").to_owned();
+        Self { process, url, data_dir }
     }
 
     /// Path of a demo key file.
     pub fn key_path(&self, name: &str) -> PathBuf {
-        self.data_dir
-            .path()
-            .join("keys")
-            .join(format!("{name}.pem"))
+        self.data_dir.path().join("keys").join(format!("{name}.pem"))
     }
 
     /// A demo key.
@@ -175,35 +143,18 @@ impl Reply {
     /// The body as JSON.
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|error| {
-            panic!(
-                "body is not JSON ({error}): {}",
-                String::from_utf8_lossy(&self.body)
-            )
+            panic!("body is not JSON ({error}): {}", String::from_utf8_lossy(&self.body))
         })
     }
 
     /// Asserts an RFC 9457 problem with this status and problem slug, and returns it.
     pub fn assert_problem(&self, status: u16, slug: &str) -> Value {
-        assert_eq!(
-            self.status,
-            status,
-            "status; body: {}",
-            String::from_utf8_lossy(&self.body)
-        );
+        assert_eq!(self.status, status, "status; body: {}", String::from_utf8_lossy(&self.body));
         assert_eq!(self.content_type, "application/problem+json");
         let problem = self.json();
-        assert_eq!(
-            problem["type"],
-            format!("urn:medledger:problem:{slug}"),
-            "problem: {problem}"
-        );
+        assert_eq!(problem["type"], format!("urn:medledger:problem:{slug}"), "problem: {problem}");
         assert_eq!(problem["status"], status);
-        assert!(
-            problem["detail"]
-                .as_str()
-                .is_some_and(|detail| !detail.is_empty()),
-            "problem has a detail"
-        );
+        assert!(problem["detail"].as_str().is_some_and(|detail| !detail.is_empty()), "problem has a detail");
         problem
     }
 }
@@ -218,22 +169,10 @@ fn agent() -> ureq::Agent {
 
 fn reply(response: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
     let (parts, mut body) = response.expect("the node answers").into_parts();
-    let content_type = parts
-        .headers
-        .get("content-type")
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    let body = body
-        .with_config()
-        .limit(64 << 20)
-        .read_to_vec()
-        .expect("reading the body");
-    Reply {
-        status: parts.status.as_u16(),
-        content_type,
-        body,
-    }
+    let content_type =
+        parts.headers.get("content-type").and_then(|value| value.to_str().ok()).unwrap_or("").to_owned();
+    let body = body.with_config().limit(64 << 20).read_to_vec().expect("reading the body");
+    Reply { status: parts.status.as_u16(), content_type, body }
 }
 
 /// GET `url`.
@@ -243,22 +182,12 @@ pub fn get(url: &str) -> Reply {
 
 /// GET `url` asking for canonical bytes.
 pub fn get_bytes(url: &str) -> Reply {
-    reply(
-        agent()
-            .get(url)
-            .header("accept", "application/octet-stream")
-            .call(),
-    )
+    reply(agent().get(url).header("accept", "application/octet-stream").call())
 }
 
 /// POST `body` with a content type.
 pub fn post(url: &str, content_type: &str, body: &[u8]) -> Reply {
-    reply(
-        agent()
-            .post(url)
-            .header("content-type", content_type)
-            .send(body),
-    )
+    reply(agent().post(url).header("content-type", content_type).send(body))
 }
 
 /// POST a JSON value.
@@ -271,10 +200,7 @@ pub fn ledger_fingerprint(url: &str) -> (u64, String, u64) {
     let status = get(&format!("{url}/v1/status")).json();
     (
         status["height"].as_u64().expect("height"),
-        status["state_root"]
-            .as_str()
-            .expect("state root")
-            .to_owned(),
+        status["state_root"].as_str().expect("state root").to_owned(),
         status["mempool_size"].as_u64().expect("mempool size"),
     )
 }
