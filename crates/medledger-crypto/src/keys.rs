@@ -149,6 +149,12 @@ impl PublicKey {
         if key.is_weak() {
             return Err(KeyError::InvalidPublicKey("small-order (weak) key"));
         }
+        // A y-coordinate (low 255 bits, little-endian) at or above p = 2^255 - 19 names the same
+        // point as its reduced form; reject it so each key has exactly one encoding. Those are the
+        // values p..2^255 - 1: low byte >= 0xed, then 30 bytes of 0xff, then 0x7f under the sign bit.
+        if bytes[0] >= 0xed && bytes[1..31].iter().all(|&byte| byte == 0xff) && bytes[31] & 0x7f == 0x7f {
+            return Err(KeyError::InvalidPublicKey("non-canonical point encoding (y >= 2^255 - 19)"));
+        }
         Ok(Self(key))
     }
 
