@@ -1,0 +1,141 @@
+//! The store on real redb files: round trips, and the checks it makes when it opens.
+
+use medledger_crypto::{SigningKey, sha256};
+use medledger_state::{Chain, VerifiedTx};
+use medledger_store::{Store, StoreError, TxLocation, database_path, tables};
+use medledger_types::{ChainId, Genesis, GenesisMember, Label, Payload, TxBody};
+use redb::{ReadableDatabase as _, ReadableTable as _};
+
+fn genesis(proposer: &SigningKey, member: &SigningKey) -> Genesis {
+    Genesis {
+        chain_id: ChainId::new("store-test").expect("chain id"),
+        genesis_time_ms: 0,
+        validators: vec![proposer.public_key()],
+        members: vec![GenesisMember { public_key: member.public_key(), admin: true }],
+    }
+}
+
+/// A store with `blocks` committed blocks of three anchors each.
+fn chain_with_blocks(dir: &std::path::Path, blocks: u64) -> (Store, Chain, Vec<VerifiedTx>) {
+    let proposer = SigningKey::from_seed(&[1; 32]);
+    let member = SigningKey::from_seed(&[2; 32]);
+    let (store, mut chain) = Store::create(dir, &genesis(&proposer, &member)).expect("create");
+    let mut all = Vec::new();
+    for block in 0..blocks {
+        let txs: Vec<VerifiedTx> = (0..3)
+            .map(|index| {
+                let nonce = block * 3 + index;
+                let label = Label::new(format!("doc/{nonce}")).expect("label");
+                let tx = TxBody {
+                    chain_id: ChainId::new("store-test").expect("chain id"),
+                    signer: member.public_key(),
+                    nonce,
+                    payload: Payload::Anchor { label, digest: sha256(&nonce.to_be_bytes()) },
+                }
+                .sign(&member);
+                VerifiedTx::verify(tx).expect("valid")
+            })
+            .collect();
+        let verified = chain.build(&txs, 10 + block, &proposer);
+        store.commit(&verified).expect("commit");
+        chain.commit(verified);
+        all.extend(txs);
+    }
+    (store, chain, all)
+}
+
+#[test]
+fn committed_blocks_survive_reopening() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (store, chain, txs) = chain_with_blocks(dir.path(), 4);
+    drop(store);
+    let (store, reopened) = Store::open(dir.path()).expect("reopen");
+    assert_eq!(reopened.height(), 4);
+    assert_eq!(reopened.head_hash(), chain.head_hash());
+    assert_eq!(reopened.state().root(), chain.state().root());
+    assert_eq!(reopened.history().root(), chain.history().root());
+    let block = store.block(2).expect("read").expect("block 2");
+    assert_eq!(store.height_of(&block.hash()).expect("read"), Some(2));
+    assert_eq!(store.receipts(2).expect("read").expect("receipts").len(), 3);
+    assert_eq!(store.tx_location(&txs[4].id()).expect("read"), Some(TxLocation { height: 2, index: 1 }));
+    assert_eq!(store.block(5).expect("read"), None);
+}
+
+#[test]
+fn create_refuses_an_existing_chain_and_open_an_empty_dir() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    assert!(matches!(Store::open(dir.path()), Err(StoreError::NotInitialized(_))));
+    let (store, _, _) = chain_with_blocks(dir.path(), 1);
+    drop(store);
+    let proposer = SigningKey::from_seed(&[1; 32]);
+    let member = SigningKey::from_seed(&[2; 32]);
+    assert!(matches!(
+        Store::create(dir.path(), &genesis(&proposer, &member)),
+        Err(StoreError::AlreadyInitialized(_))
+    ));
+}
+
+#[test]
+fn a_store_held_open_is_reported_in_use() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_store, _, _) = chain_with_blocks(dir.path(), 1);
+    assert!(matches!(Store::open(dir.path()), Err(StoreError::InUse(_))));
+}
+
+#[test]
+fn open_rejects_another_format_version() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    drop(chain_with_blocks(dir.path(), 1));
+    {
+        let db = redb::Database::open(database_path(dir.path())).expect("open");
+        let write = db.begin_write().expect("write");
+        write
+            .open_table(tables::META)
+            .expect("meta")
+            .insert("format_version", 99u32.to_be_bytes().as_slice())
+            .expect("insert");
+        write.commit().expect("commit");
+    }
+    assert!(matches!(Store::open(dir.path()), Err(StoreError::FormatVersion { found: 99 })));
+    assert!(matches!(Store::open_read_only(dir.path()), Err(StoreError::FormatVersion { found: 99 })));
+}
+
+#[test]
+fn open_rejects_a_state_that_does_not_match_the_last_block() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    drop(chain_with_blocks(dir.path(), 2));
+    {
+        let db = redb::Database::open(database_path(dir.path())).expect("open");
+        let key = {
+            let read = db.begin_read().expect("read");
+            let state = read.open_table(tables::STATE).expect("state");
+            let (key, _) = state.first().expect("read").expect("an entry");
+            key.value().to_vec()
+        };
+        let write = db.begin_write().expect("write");
+        write
+            .open_table(tables::STATE)
+            .expect("state")
+            .insert(key.as_slice(), b"tampered".as_slice())
+            .expect("insert");
+        write.commit().expect("commit");
+    }
+    match Store::open(dir.path()) {
+        Err(StoreError::StateMismatch(error)) => {
+            assert!(error.to_string().contains("state root mismatch"), "{error}")
+        }
+        Err(other) => panic!("expected a state mismatch, got {other}"),
+        Ok(_) => panic!("a tampered state must not open"),
+    }
+}
+
+#[test]
+fn read_only_open_reads_a_closed_store() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (store, chain, _) = chain_with_blocks(dir.path(), 3);
+    drop(store);
+    let reader = Store::open_read_only(dir.path()).expect("read-only");
+    assert_eq!(reader.height().expect("height"), 3);
+    assert_eq!(reader.header(3).expect("header").hash(), chain.head_hash());
+    assert_eq!(reader.genesis().expect("genesis").hash(), chain.genesis_hash());
+}
