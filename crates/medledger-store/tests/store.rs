@@ -122,7 +122,7 @@ fn open_rejects_a_state_that_does_not_match_the_last_block() {
     }
     match Store::open(dir.path()) {
         Err(StoreError::StateMismatch(error)) => {
-            assert!(error.to_string().contains("state root mismatch"), "{error}")
+            assert!(error.to_string().contains("state root mismatch"), "{error}");
         }
         Err(other) => panic!("expected a state mismatch, got {other}"),
         Ok(_) => panic!("a tampered state must not open"),
