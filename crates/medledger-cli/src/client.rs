@@ -36,19 +36,28 @@ impl Client {
 
     /// GET a JSON document.
     pub fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, CliError> {
-        let response = self.agent.get(&self.url(path)).call().map_err(|error| self.unreachable(&error))?;
-        self.json_or_problem(response)
+        let response = self.agent.get(&self.url(path)).call();
+        self.json(&self.success_body(response)?)
     }
 
     /// GET canonical bytes.
     pub fn get_bytes(&self, path: &str) -> Result<Vec<u8>, CliError> {
-        let response = self
-            .agent
-            .get(&self.url(path))
-            .header("accept", "application/octet-stream")
-            .call()
-            .map_err(|error| self.unreachable(&error))?;
-        let (parts, mut body) = response.into_parts();
+        let response = self.agent.get(&self.url(path)).header("accept", "application/octet-stream").call();
+        self.success_body(response)
+    }
+
+    /// POST JSON, read JSON.
+    pub fn post_json<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T, CliError> {
+        let response = self.agent.post(&self.url(path)).send_json(body);
+        self.json(&self.success_body(response)?)
+    }
+
+    /// The body of a successful response; an error response becomes its problem's detail.
+    fn success_body(
+        &self,
+        response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<Vec<u8>, CliError> {
+        let (parts, mut body) = response.map_err(|error| self.unreachable(&error))?.into_parts();
         let bytes = body
             .with_config()
             .limit(MAX_RESPONSE_BYTES)
@@ -57,28 +66,10 @@ impl Client {
         if parts.status.is_success() { Ok(bytes) } else { Err(problem_error(parts.status.as_u16(), &bytes)) }
     }
 
-    /// POST JSON, read JSON.
-    pub fn post_json<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T, CliError> {
-        let response =
-            self.agent.post(&self.url(path)).send_json(body).map_err(|error| self.unreachable(&error))?;
-        self.json_or_problem(response)
-    }
-
-    fn json_or_problem<T: DeserializeOwned>(
-        &self,
-        response: ureq::http::Response<ureq::Body>,
-    ) -> Result<T, CliError> {
-        let (parts, mut body) = response.into_parts();
-        let bytes = body
-            .with_config()
-            .limit(MAX_RESPONSE_BYTES)
-            .read_to_vec()
-            .map_err(|error| self.unreachable(&error))?;
-        if !parts.status.is_success() {
-            return Err(problem_error(parts.status.as_u16(), &bytes));
-        }
-        serde_json::from_slice(&bytes)
-            .map_err(|error| CliError::Remote(format!("unexpected response from the node: {error}")))
+    fn json<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CliError> {
+        serde_json::from_slice(bytes).map_err(|error| {
+            CliError::Remote(format!("unexpected response from the node at {}: {error}", self.base))
+        })
     }
 
     fn unreachable(&self, error: &ureq::Error) -> CliError {
