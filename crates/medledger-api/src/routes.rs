@@ -248,7 +248,7 @@ async fn get_tx(State(node): Shared, Path(id): Path<String>) -> ApiResult<Respon
         TxStatus::Pending => Ok(Json(Submitted { tx_id: id, status: TxStatus::Pending }).into_response()),
         status @ TxStatus::Committed { height, index, .. } => {
             let block = stored_block(&node, height)?;
-            let tx = &block.transactions[index as usize];
+            let tx = transaction_at(&block, index)?;
             Ok(Json(json!({ "tx_id": id, "status": status, "transaction": tx })).into_response())
         }
     }
@@ -293,7 +293,7 @@ async fn get_tx_proof(State(node): Shared, Path(id): Path<String>) -> ApiResult<
     let proof =
         tree.inclusion_proof(u64::from(index), tree.len()).map_err(|error| Problem::internal(&error))?;
     debug_assert_eq!(root_of(&leaves), block.header.tx_root);
-    let transaction_bytes = block.transactions[index as usize].encode();
+    let transaction_bytes = transaction_at(&block, index)?.encode();
     Ok(Json(TxProof {
         tx_id: id,
         height,
@@ -303,6 +303,13 @@ async fn get_tx_proof(State(node): Shared, Path(id): Path<String>) -> ApiResult<
         transaction_bytes: hex::encode(transaction_bytes),
         proof,
     }))
+}
+
+/// The transaction the index says is at `index`; a miss means the store is inconsistent.
+fn transaction_at(block: &Block, index: u32) -> ApiResult<&Transaction> {
+    block.transactions.get(index as usize).ok_or_else(|| {
+        Problem::internal(&format!("tx index points past the end of block {}", block.header.height))
+    })
 }
 
 fn stored_block(node: &Node, height: u64) -> ApiResult<Block> {

@@ -61,6 +61,7 @@ pub fn local_addr(listener: &TcpListener) -> Result<SocketAddr, CliError> {
 pub struct Producer {
     node: Arc<Node>,
     stop: Arc<AtomicBool>,
+    exited: Option<tokio::sync::oneshot::Receiver<()>>,
     thread: JoinHandle<Result<(), StoreError>>,
 }
 
@@ -68,15 +69,36 @@ impl Producer {
     /// Starts producing blocks.
     pub fn start(node: &Arc<Node>) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
+        // The sender is dropped when the thread ends, which wakes whoever holds the receiver.
+        let (exited_sender, exited) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("block-producer".into())
             .spawn({
                 let node = Arc::clone(node);
                 let stop = Arc::clone(&stop);
-                move || node.run_producer(&stop)
+                move || {
+                    let _exited_sender = exited_sender;
+                    let result = node.run_producer(&stop);
+                    if let Err(error) = &result {
+                        tracing::error!(%error, "the block producer failed; the node stops");
+                    }
+                    result
+                }
             })
             .expect("spawning the producer thread");
-        Self { node: Arc::clone(node), stop, thread }
+        Self { node: Arc::clone(node), stop, exited: Some(exited), thread }
+    }
+
+    /// Resolves when the producer thread ends, for whatever reason. The first call gets that
+    /// future; any later call gets one that never resolves.
+    pub fn exited(&mut self) -> impl Future<Output = ()> + use<> {
+        let exited = self.exited.take();
+        async move {
+            match exited {
+                Some(exited) => _ = exited.await,
+                None => std::future::pending().await,
+            }
+        }
     }
 
     /// Stops after the block in progress, if any.
@@ -90,16 +112,24 @@ impl Producer {
     }
 }
 
-/// Serves the API and produces blocks until Ctrl-C or SIGTERM.
+/// Serves the API and produces blocks until Ctrl-C or SIGTERM, or until the producer fails
+/// (a node that cannot commit blocks must not keep accepting transactions).
 pub fn serve(node: &Arc<Node>, listener: TcpListener) -> Result<(), CliError> {
-    let producer = Producer::start(node);
+    let mut producer = Producer::start(node);
+    let producer_exited = producer.exited();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|error| CliError::Config(format!("tokio runtime: {error}")))?;
     let served = runtime.block_on(async {
         let listener = tokio::net::TcpListener::from_std(listener)?;
-        medledger_api::serve(Arc::clone(node), listener, shutdown_signal()).await
+        let shutdown = async move {
+            tokio::select! {
+                () = shutdown_signal() => {}
+                () = producer_exited => {}
+            }
+        };
+        medledger_api::serve(Arc::clone(node), listener, shutdown).await
     });
     tracing::info!("shutting down");
     producer.stop()?;
