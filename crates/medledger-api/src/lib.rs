@@ -4,6 +4,8 @@
 //! 4xx status that says what was wrong (a 5xx means the node itself failed). Request bodies
 //! are bounded; JSON is parsed strictly (unknown fields are errors).
 
+mod auth;
+mod identity;
 mod problem;
 mod routes;
 

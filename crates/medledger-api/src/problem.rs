@@ -39,6 +39,21 @@ impl Problem {
         Self::new(StatusCode::BAD_REQUEST, slug, "Bad request", detail)
     }
 
+    /// 401: the request is not (validly) signed by a member key.
+    pub fn unauthorized(slug: &str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, slug, "Unauthorized", detail)
+    }
+
+    /// 422: well-formed, but not something this endpoint will do.
+    pub fn unprocessable(slug: &str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, slug, "Unprocessable request", detail)
+    }
+
+    /// 403: a valid signature by a key that may not do this.
+    pub fn forbidden(slug: &str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, slug, "Forbidden", detail)
+    }
+
     /// 404: nothing there.
     pub fn not_found(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not-found", "Not found", detail)
@@ -83,6 +98,7 @@ impl From<SubmitError> for Problem {
                 (StatusCode::UNPROCESSABLE_ENTITY, "wrong-chain", "Wrong chain")
             }
             SubmitError::UnknownSigner(_) => (StatusCode::FORBIDDEN, "unknown-signer", "Unknown signer"),
+            SubmitError::InactiveSigner(_) => (StatusCode::FORBIDDEN, "inactive-signer", "Inactive signer"),
             SubmitError::NonceReplayed { .. } => {
                 (StatusCode::CONFLICT, "nonce-replayed", "Nonce already used")
             }

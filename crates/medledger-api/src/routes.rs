@@ -8,7 +8,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use medledger_crypto::merkle::{ConsistencyProof, InclusionProof, leaf_hash, root_of};
 use medledger_crypto::{Digest, PublicKey};
@@ -18,6 +18,8 @@ use medledger_types::{Block, Decode, Encode, Receipt, Transaction, TxId};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::auth::{AuthState, MAX_AUTHENTICATED_BODY_BYTES};
+use crate::identity;
 use crate::problem::Problem;
 
 /// Most transactions in one batch submission.
@@ -54,6 +56,17 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/blocks/{reference}/receipts", get(get_block_receipts))
         .route("/v1/proofs/consistency", get(get_consistency_proof))
         .route("/v1/accounts/{public_key}", get(get_account))
+        .route("/v1/orgs", get(identity::list_orgs))
+        .route("/v1/orgs/{id}", get(identity::get_org))
+        .route("/v1/proposals/{id}", get(identity::get_proposal))
+        .route("/v1/authorization", get(identity::authorization_table))
+        .route("/v1/whoami", get(identity::whoami))
+        .route("/v1/members", get(identity::list_members))
+        .route("/v1/members/{public_key}", get(identity::get_member))
+        .route(
+            "/v1/members/{public_key}/display-name",
+            put(identity::set_display_name).layer(DefaultBodyLimit::max(MAX_AUTHENTICATED_BODY_BYTES)),
+        )
         .fallback(|| async { Problem::not_found("no such endpoint; see the API documentation") })
         .method_not_allowed_fallback(|| async {
             Problem::new(
@@ -63,6 +76,7 @@ pub fn router(node: Arc<Node>) -> Router {
                 "this endpoint does not accept that method",
             )
         })
+        .layer(axum::Extension(Arc::new(AuthState::default())))
         .with_state(node)
 }
 
@@ -409,8 +423,7 @@ async fn get_account(
         .ok_or_else(|| Problem::not_found(format!("{public_key} is not a member")))?;
     Ok(Json(json!({
         "public_key": public_key,
-        "admin": account.admin,
-        "next_nonce": account.next_nonce,
+        "account": account,
         "pending_nonce": pending_nonce,
     })))
 }

@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use medledger_crypto::{SigningKey, sha256};
 use medledger_node::{Node, NodeConfig, SubmitError};
 use medledger_store::Store;
-use medledger_types::{ChainId, Genesis, GenesisMember, Label, Payload, Transaction, TxBody};
+use medledger_types::{ChainId, Genesis, Label, Payload, Transaction, TxBody};
 
 use crate::run::Producer;
 use crate::{Cli, CliError};
@@ -72,16 +72,14 @@ fn ingest(cli: &Cli, args: &IngestArgs) -> Result<(), CliError> {
     let node_key = seeded_key(args.seed, "node", 0);
     let signers: Vec<SigningKey> =
         (0..args.signers).map(|index| seeded_key(args.seed, "signer", index)).collect();
-    let genesis = Genesis {
-        chain_id: chain_id.clone(),
-        genesis_time_ms: 0,
-        validators: vec![node_key.public_key()],
-        members: signers
-            .iter()
-            .enumerate()
-            .map(|(index, key)| GenesisMember { public_key: key.public_key(), admin: index == 0 })
-            .collect(),
-    };
+    // One hospital whose physicians anchor documents: the busiest kind of writer.
+    let genesis = Genesis::single_hospital(
+        chain_id.clone(),
+        0,
+        node_key.public_key(),
+        seeded_key(args.seed, "administrator", 0).public_key(),
+        signers.iter().map(SigningKey::public_key),
+    );
     let (store, chain) = Store::create(&data_dir, &genesis)?;
     let config = NodeConfig {
         block_interval_ms: args.block_interval_ms,

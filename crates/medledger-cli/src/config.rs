@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use medledger_crypto::Digest;
 use medledger_node::NodeConfig;
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +19,10 @@ pub struct NodeFile {
     pub listen: SocketAddr,
     /// The node's validator key (PKCS#8 PEM, mode 0600).
     pub key_file: PathBuf,
+    /// The hash of the chain's genesis: the node refuses to start on a store holding any
+    /// other chain. Every node of a chain has the same one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub genesis_hash: Option<Digest>,
     /// Longest wait before pending transactions go into a block.
     #[serde(default = "defaults::block_interval_ms")]
     pub block_interval_ms: u64,

@@ -8,18 +8,76 @@ use clap::Args;
 use medledger_crypto::{SigningKey, sha256};
 use medledger_node::{Node, NodeConfig};
 use medledger_store::Store;
-use medledger_types::{ChainId, Genesis, GenesisMember, Label, Payload, TxBody};
+use medledger_types::{
+    ChainId, Genesis, GenesisMember, GenesisOrganization, GovernanceAction, Label, NodeAddress, NodeIdentity,
+    OrgId, OrgKind, OrgSpec, Parameters, Payload, Role, TxBody, TxId,
+};
 
 use crate::config::NodeFile;
 use crate::init::{Layout, generate_key};
+use crate::member::random_patient_id;
 use crate::run::{bind, local_addr, open_node, serve};
 use crate::{Cli, CliError, DEFAULT_LISTEN};
 
 /// Chain id of dev chains.
 const DEV_CHAIN_ID: &str = "medledger-dev";
 
-/// Demo members the genesis admin enrols: organisations of a small consortium.
-const DEMO_MEMBERS: [&str; 3] = ["st-mary-hospital", "northside-lab", "city-pharmacy"];
+/// An organisation of the demo consortium: its administrator is a founder; its other
+/// members are enrolled by that administrator in the first demo block.
+struct DemoOrg {
+    id: &'static str,
+    kind: OrgKind,
+    /// Members other than the administrator: key file stem, role, display name (patients
+    /// get none: their names never reach the ledger nor the directory).
+    members: &'static [(&'static str, Role, Option<&'static str>)],
+}
+
+/// The demo consortium. The first organisation runs the dev node.
+const DEMO_ORGS: &[DemoOrg] = &[
+    DemoOrg {
+        id: "st-mary-hospital",
+        kind: OrgKind::Hospital,
+        members: &[
+            ("dr-ana-ruiz", Role::Physician, Some("Dr Ana Ruiz")),
+            ("nurse-tom-becker", Role::Nurse, Some("Tom Becker, RN")),
+            ("auditor-kim-ng", Role::Auditor, Some("Kim Ng (privacy office)")),
+        ],
+    },
+    DemoOrg {
+        id: "lakeside-general-hospital",
+        kind: OrgKind::Hospital,
+        members: &[("dr-sam-okafor", Role::Physician, Some("Dr Sam Okafor"))],
+    },
+    DemoOrg {
+        id: "northside-lab",
+        kind: OrgKind::Laboratory,
+        members: &[("tech-lee-park", Role::LaboratoryTechnician, Some("Lee Park"))],
+    },
+    DemoOrg {
+        id: "city-pharmacy",
+        kind: OrgKind::Pharmacy,
+        members: &[("pharm-maria-lopez", Role::Pharmacist, Some("Maria Lopez, PharmD"))],
+    },
+    DemoOrg {
+        id: "helix-pharma",
+        kind: OrgKind::Manufacturer,
+        members: &[("qp-omar-haddad", Role::Pharmacist, Some("Omar Haddad (qualified person)"))],
+    },
+    DemoOrg { id: "medroute-distribution", kind: OrgKind::Distributor, members: &[] },
+    DemoOrg {
+        id: "national-medicines-agency",
+        kind: OrgKind::Regulator,
+        members: &[("inspector-jo-hale", Role::RegulatorInspector, Some("Jo Hale"))],
+    },
+    DemoOrg {
+        id: "patient-link",
+        kind: OrgKind::PatientService,
+        members: &[("patient-1", Role::Patient, None), ("patient-2", Role::Patient, None)],
+    },
+];
+
+/// The organisation the demo proposes to admit, so governance is on the chain from the start.
+const DEMO_CANDIDATE: &str = "harbor-clinic";
 
 #[derive(Debug, Args)]
 pub struct DevArgs {
@@ -59,7 +117,7 @@ pub fn run(cli: &Cli, args: &DevArgs) -> Result<(), CliError> {
         create_demo_chain(&data_dir, &layout, args.listen)?;
     }
     let config = NodeConfig { block_interval_ms: args.block_interval_ms, ..NodeConfig::default() };
-    let node = open_node(&data_dir, SigningKey::load(&layout.node_key)?, config)?;
+    let node = open_node(&data_dir, SigningKey::load(&layout.node_key)?, config, None)?;
     if fresh {
         load_demo_transactions(&node, &layout)?;
     }
@@ -68,18 +126,47 @@ pub fn run(cli: &Cli, args: &DevArgs) -> Result<(), CliError> {
     serve(&node, listener)
 }
 
+fn key_path(layout: &Layout, org: &str, stem: &str) -> PathBuf {
+    layout.keys_dir.join(org).join(format!("{stem}.pem"))
+}
+
+fn load_key(layout: &Layout, org: &str, stem: &str) -> Result<SigningKey, CliError> {
+    Ok(SigningKey::load(&key_path(layout, org, stem))?)
+}
+
 fn create_demo_chain(data_dir: &Path, layout: &Layout, listen: SocketAddr) -> Result<(), CliError> {
     std::fs::create_dir_all(&layout.keys_dir).map_err(CliError::io(&layout.keys_dir))?;
     let node_key = generate_key(&layout.node_key)?;
-    let admin = generate_key(&layout.keys_dir.join("admin.pem"))?;
-    for member in DEMO_MEMBERS {
-        generate_key(&layout.keys_dir.join(format!("{member}.pem")))?;
+    let mut organizations = Vec::new();
+    for org in DEMO_ORGS {
+        let org_dir = layout.keys_dir.join(org.id);
+        std::fs::create_dir_all(&org_dir).map_err(CliError::io(&org_dir))?;
+        let admin = generate_key(&key_path(layout, org.id, "admin"))?;
+        for (stem, _, _) in org.members {
+            generate_key(&key_path(layout, org.id, stem))?;
+        }
+        organizations.push(GenesisOrganization {
+            id: OrgId::new(org.id).expect("demo organisation ids are valid"),
+            kind: org.kind,
+            node: (organizations.is_empty()).then(|| NodeIdentity {
+                public_key: node_key.public_key(),
+                address: NodeAddress::new("127.0.0.1:9080").expect("a valid address"),
+            }),
+            members: vec![GenesisMember {
+                public_key: admin.public_key(),
+                role: Role::Administrator,
+                patient_id: None,
+            }],
+        });
     }
+    let candidate_dir = layout.keys_dir.join(DEMO_CANDIDATE);
+    std::fs::create_dir_all(&candidate_dir).map_err(CliError::io(&candidate_dir))?;
+    generate_key(&key_path(layout, DEMO_CANDIDATE, "admin"))?;
     let genesis = Genesis {
         chain_id: ChainId::new(DEV_CHAIN_ID).expect("the dev chain id is valid"),
         genesis_time_ms: now_ms(),
-        validators: vec![node_key.public_key()],
-        members: vec![GenesisMember { public_key: admin.public_key(), admin: true }],
+        parameters: Parameters::default(),
+        organizations,
     };
     std::fs::write(&layout.genesis, genesis.to_json()).map_err(CliError::io(&layout.genesis))?;
     Store::create(data_dir, &genesis)?;
@@ -87,6 +174,7 @@ fn create_demo_chain(data_dir: &Path, layout: &Layout, listen: SocketAddr) -> Re
         data_dir: PathBuf::from("."),
         listen,
         key_file: PathBuf::from("keys/node.pem"),
+        genesis_hash: Some(genesis.hash()),
         block_interval_ms: NodeConfig::default().block_interval_ms,
         max_block_txs: NodeConfig::default().max_block_txs,
         mempool_max_txs: NodeConfig::default().mempool_max_txs,
@@ -94,48 +182,84 @@ fn create_demo_chain(data_dir: &Path, layout: &Layout, listen: SocketAddr) -> Re
     .save(&layout.config)
 }
 
-/// Submits a believable first day of the demo consortium, in two blocks: the admin enrols
-/// the members, then the members anchor documents (and one tries something it may not do).
+/// Signs demo transactions, keeping each key's nonce.
+struct DemoSigner<'a> {
+    node: &'a Node,
+    chain_id: ChainId,
+    nonces: std::collections::BTreeMap<medledger_crypto::PublicKey, u64>,
+}
+
+impl DemoSigner<'_> {
+    fn submit(&mut self, key: &SigningKey, payload: Payload) -> Result<TxId, CliError> {
+        let nonce = self.nonces.entry(key.public_key()).or_insert(0);
+        let tx = TxBody { chain_id: self.chain_id.clone(), signer: key.public_key(), nonce: *nonce, payload }
+            .sign(key);
+        *nonce += 1;
+        self.node.submit(tx).map_err(|error| CliError::Remote(format!("demo transaction refused: {error}")))
+    }
+}
+
+/// A believable first day of the demo consortium, in four blocks: administrators enrol their
+/// members; clinicians anchor documents (and a pharmacist tries something it may not do) while
+/// St Mary's proposes admitting a clinic; five more organisations approve; St Mary's executes
+/// the proposal and the clinic is in.
 fn load_demo_transactions(node: &Node, layout: &Layout) -> Result<(), CliError> {
-    let chain_id = ChainId::new(DEV_CHAIN_ID).expect("the dev chain id is valid");
-    let admin = SigningKey::load(&layout.keys_dir.join("admin.pem"))?;
-    let members: Vec<SigningKey> = DEMO_MEMBERS
-        .iter()
-        .map(|member| SigningKey::load(&layout.keys_dir.join(format!("{member}.pem"))))
-        .collect::<Result<_, _>>()?;
-    let sign = |key: &SigningKey, nonce: u64, payload: Payload| {
-        TxBody { chain_id: chain_id.clone(), signer: key.public_key(), nonce, payload }.sign(key)
+    let mut signer = DemoSigner {
+        node,
+        chain_id: ChainId::new(DEV_CHAIN_ID).expect("the dev chain id is valid"),
+        nonces: std::collections::BTreeMap::new(),
     };
-    for (nonce, member) in (0..).zip(&members) {
-        submit(
-            node,
-            sign(&admin, nonce, Payload::AddMember { public_key: member.public_key(), admin: false }),
-        )?;
+    for org in DEMO_ORGS {
+        let admin = load_key(layout, org.id, "admin")?;
+        node.store().set_display_name(&admin.public_key(), Some(&format!("{} administrator", org.id)))?;
+        for (stem, role, display_name) in org.members {
+            let member = load_key(layout, org.id, stem)?;
+            let patient_id = (*role == Role::Patient).then(random_patient_id).transpose()?;
+            signer.submit(
+                &admin,
+                Payload::EnrolMember { public_key: member.public_key(), role: *role, patient_id },
+            )?;
+            node.store().set_display_name(&member.public_key(), *display_name)?;
+        }
     }
     node.produce_block()?;
     let anchors = [
-        (&members[0], "discharge-summary/2026/000101", "demo discharge summary, encrypted at St Mary's"),
-        (&members[1], "lab-report/2026/004217", "demo lab report, encrypted at Northside Lab"),
-        (&members[2], "dispense-record/2026/000877", "demo dispense record, encrypted at City Pharmacy"),
+        ("st-mary-hospital", "dr-ana-ruiz", "discharge-summary/2026/000101", "demo discharge summary"),
+        ("northside-lab", "tech-lee-park", "lab-report/2026/004217", "demo lab report"),
+        ("city-pharmacy", "pharm-maria-lopez", "dispense-record/2026/000877", "demo dispense record"),
     ];
-    for (key, label, document) in anchors {
+    for (org, stem, label, document) in anchors {
         let label = Label::new(label).expect("demo labels are valid");
-        submit(node, sign(key, 0, Payload::Anchor { label, digest: sha256(document.as_bytes()) }))?;
+        signer.submit(
+            &load_key(layout, org, stem)?,
+            Payload::Anchor { label, digest: sha256(document.as_bytes()) },
+        )?;
     }
-    // A pharmacy may not enrol members: this lands in the chain with a rejected receipt.
+    // A pharmacist may not enrol members: this lands in the chain with a rejected receipt.
     let intruder = SigningKey::generate()?;
-    submit(
-        node,
-        sign(&members[2], 1, Payload::AddMember { public_key: intruder.public_key(), admin: false }),
+    signer.submit(
+        &load_key(layout, "city-pharmacy", "pharm-maria-lopez")?,
+        Payload::EnrolMember { public_key: intruder.public_key(), role: Role::Pharmacist, patient_id: None },
     )?;
+    let st_mary_admin = load_key(layout, "st-mary-hospital", "admin")?;
+    let candidate_admin = load_key(layout, DEMO_CANDIDATE, "admin")?;
+    let action = GovernanceAction::AdmitOrganization {
+        organization: Box::new(OrgSpec {
+            id: OrgId::new(DEMO_CANDIDATE).expect("a valid id"),
+            kind: OrgKind::Clinic,
+            node: None,
+            administrators: vec![candidate_admin.public_key()],
+        }),
+    };
+    let proposal = signer.submit(&st_mary_admin, Payload::Propose { action })?;
+    node.produce_block()?;
+    for org in &DEMO_ORGS[1..6] {
+        signer.submit(&load_key(layout, org.id, "admin")?, Payload::Vote { proposal, approve: true })?;
+    }
+    node.produce_block()?;
+    signer.submit(&st_mary_admin, Payload::ExecuteProposal { proposal })?;
     node.produce_block()?;
     Ok(())
-}
-
-fn submit(node: &Node, tx: medledger_types::Transaction) -> Result<(), CliError> {
-    node.submit(tx)
-        .map(|_| ())
-        .map_err(|error| CliError::Remote(format!("demo transaction refused: {error}")))
 }
 
 fn print_banner(node: &Node, data_dir: &Path, layout: &Layout, address: SocketAddr, temporary: bool) {
@@ -146,16 +270,31 @@ fn print_banner(node: &Node, data_dir: &Path, layout: &Layout, address: SocketAd
     println!("MedLedger node listening on {url}");
     let lifetime = if temporary { " (temporary: deleted when you stop)" } else { "" };
     println!("  data dir  {}{lifetime}", data_dir.display());
-    println!("  keys      {keys}/admin.pem (genesis admin), {keys}/{{{}}}.pem", DEMO_MEMBERS.join(","));
+    println!();
+    println!("Demo consortium (key files under {keys}/):");
+    for org in DEMO_ORGS {
+        let members: Vec<String> =
+            org.members.iter().map(|(stem, role, _)| format!("{stem}.pem ({role})")).collect();
+        let node_note = if std::ptr::eq(org, &DEMO_ORGS[0]) { ", runs this node" } else { "" };
+        println!("  {:<28} {:<16} admin.pem{}{node_note}", org.id, org.kind.as_str(), prefixed(&members));
+    }
+    println!("  {DEMO_CANDIDATE:<28} {:<16} admin.pem (admitted by governance in block 4)", "clinic");
     println!();
     println!("Try:");
     println!("  curl -s {url}/v1/status");
-    println!("  curl -s {url}/v1/blocks/latest");
-    println!("  medledger --node {url} block show 2");
+    println!("  curl -s {url}/v1/orgs");
+    println!("  curl -s {url}/v1/blocks/2/receipts");
     println!(
-        "  medledger --node {url} tx submit --key {keys}/st-mary-hospital.pem anchor --label referral/2026/000007 --digest {} --wait",
+        "  medledger --node {url} member list --org st-mary-hospital --key {keys}/st-mary-hospital/admin.pem"
+    );
+    println!(
+        "  medledger --node {url} tx submit --key {keys}/st-mary-hospital/dr-ana-ruiz.pem anchor --label referral/2026/000007 --digest {} --wait",
         sha256(b"referral letter")
     );
     println!("  medledger --node {url} verify");
     println!("Press Ctrl-C to stop.");
+}
+
+fn prefixed(items: &[String]) -> String {
+    items.iter().map(|item| format!(", {item}")).collect()
 }

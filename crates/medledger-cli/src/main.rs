@@ -8,6 +8,8 @@ mod config;
 mod dev;
 mod init;
 mod keys;
+mod member;
+mod org;
 mod run;
 mod tx;
 mod verify;
@@ -45,6 +47,12 @@ enum Command {
     /// Generate and inspect Ed25519 key files.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// The organisation registry and consortium governance.
+    #[command(subcommand)]
+    Org(org::OrgCommand),
+    /// Enrol, rotate, revoke and list member keys.
+    #[command(subcommand)]
+    Member(Box<member::MemberCommand>),
     /// Build, sign and submit transactions.
     #[command(subcommand)]
     Tx(tx::TxCommand),
@@ -74,6 +82,22 @@ impl Cli {
             (Some(dir), None) => Ok(Target::DataDir(dir.clone())),
             (None, Some(url)) => Ok(Target::Node(url.clone())),
             (None, None) => Ok(Target::Node(format!("http://{DEFAULT_LISTEN}"))),
+        }
+    }
+
+    /// The node URL for commands that submit transactions: `--node`, or the API address in
+    /// `--data-dir`'s `node.toml` (a running node owns its store, so writes go through it).
+    fn write_node_url(&self) -> Result<String, CliError> {
+        match self.target()? {
+            Target::Node(url) => Ok(url),
+            Target::DataDir(dir) => {
+                let config = config::NodeFile::load(&dir.join("node.toml"))?;
+                let mut listen = config.listen;
+                if listen.ip().is_unspecified() {
+                    listen.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                }
+                Ok(format!("http://{listen}"))
+            }
         }
     }
 
@@ -154,6 +178,8 @@ fn main() -> ExitCode {
         Command::Init(args) => init::run(&cli, args),
         Command::Node(args) => run::run(args),
         Command::Keys(command) => keys::run(command),
+        Command::Org(command) => org::run(&cli, command),
+        Command::Member(command) => member::run(&cli, command),
         Command::Tx(command) => tx::run(&cli, command),
         Command::Block(command) => block::run(&cli, command),
         Command::Verify(args) => verify::run(&cli, args),

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
 use clap::Args;
-use medledger_crypto::SigningKey;
+use medledger_crypto::{Digest, SigningKey};
 use medledger_node::{Node, NodeConfig};
 use medledger_store::{Store, StoreError};
 
@@ -27,19 +27,31 @@ pub struct NodeArgs {
 pub fn run(args: &NodeArgs) -> Result<(), CliError> {
     let file = NodeFile::load(&args.config)?;
     let key = SigningKey::load(&file.key_file)?;
-    let node = open_node(&file.data_dir, key, file.node_config())?;
+    let node = open_node(&file.data_dir, key, file.node_config(), file.genesis_hash.as_ref())?;
     let listener = bind(args.listen.unwrap_or(file.listen))?;
+    println!("MedLedger node for chain '{}', genesis {}", node.status().chain_id, node.status().genesis_hash);
     println!("MedLedger node listening on http://{}", local_addr(&listener)?);
     serve(&node, listener)
 }
 
-/// Opens the store (checking it) and wraps it in a node.
+/// Opens the store (checking it and, when given, that it holds the chain of this genesis
+/// hash) and wraps it in a node.
 pub fn open_node(
     data_dir: &std::path::Path,
     key: SigningKey,
     config: NodeConfig,
+    genesis_hash: Option<&Digest>,
 ) -> Result<Arc<Node>, CliError> {
     let (store, chain) = Store::open(data_dir)?;
+    if let Some(expected) = genesis_hash
+        && *expected != chain.genesis_hash()
+    {
+        return Err(CliError::Config(format!(
+            "{} holds the chain with genesis {}, but the config expects genesis {expected}",
+            data_dir.display(),
+            chain.genesis_hash()
+        )));
+    }
     tracing::info!(height = chain.height(), state_root = %chain.state().root(), "store opened and checked");
     Ok(Arc::new(Node::new(store, chain, key, config)?))
 }

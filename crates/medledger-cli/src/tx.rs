@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
-use clap::Subcommand;
-use medledger_crypto::{Digest, PublicKey, SigningKey, sha256};
+use clap::{Args, Subcommand};
+use medledger_crypto::{Digest, SigningKey, sha256};
 use medledger_types::{ChainId, Label, Payload, TxBody};
 use serde::Deserialize;
 use serde_json::Value;
@@ -36,15 +36,6 @@ pub enum TxCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum PayloadArgs {
-    /// Enrol a member key (admins only).
-    AddMember {
-        /// The new member's public key (64 hex characters).
-        #[arg(long)]
-        public_key: String,
-        /// Let the new member enrol others.
-        #[arg(long)]
-        admin: bool,
-    },
     /// Anchor a document's SHA-256 under a label (the document itself never leaves you).
     Anchor {
         /// The label, e.g. `lab-report/2026/004217`. Public: never put personal data in it.
@@ -59,6 +50,46 @@ pub enum PayloadArgs {
     },
 }
 
+/// How a write command signs: the key file, and optionally the nonce and whether to wait.
+#[derive(Debug, Args)]
+pub struct SignerArgs {
+    /// The signer's key file (PKCS#8 PEM).
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+    /// Use this nonce instead of asking the node for the next one.
+    #[arg(long)]
+    pub nonce: Option<u64>,
+    /// Wait until the transaction is in a block and print its receipt.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+/// Signs `payload` with the key file and submits it; prints and returns the node's answer.
+pub fn sign_and_submit(client: &Client, signer: &SignerArgs, payload: Payload) -> Result<Value, CliError> {
+    let key = SigningKey::load(&signer.key)?;
+    submit_signed(client, &key, signer.nonce, signer.wait, payload)
+}
+
+/// Signs `payload` with `key` and submits it; prints and returns the node's answer.
+pub fn submit_signed(
+    client: &Client,
+    key: &SigningKey,
+    nonce: Option<u64>,
+    wait: bool,
+    payload: Payload,
+) -> Result<Value, CliError> {
+    let status: StatusView = client.get_json("/v1/status")?;
+    let nonce = match nonce {
+        Some(nonce) => nonce,
+        None => client.get_json::<AccountView>(&format!("/v1/accounts/{}", key.public_key()))?.pending_nonce,
+    };
+    let tx = TxBody { chain_id: status.chain_id, signer: key.public_key(), nonce, payload }.sign(key);
+    let path = if wait { "/v1/txs?wait=true" } else { "/v1/txs" };
+    let answer: Value = client.post_json(path, &tx)?;
+    print_json(&answer);
+    Ok(answer)
+}
+
 #[derive(Deserialize)]
 struct StatusView {
     chain_id: ChainId,
@@ -70,50 +101,30 @@ struct AccountView {
 }
 
 pub fn run(cli: &Cli, command: &TxCommand) -> Result<(), CliError> {
-    let client = Client::new(&cli.node_url()?);
     match command {
         TxCommand::Submit { key, nonce, wait, payload } => {
+            let client = Client::new(&cli.write_node_url()?);
             let key = key.as_ref().ok_or_else(|| CliError::Usage("tx submit needs --key FILE".into()))?;
-            let key = SigningKey::load(key)?;
-            let payload = build_payload(payload)?;
-            let status: StatusView = client.get_json("/v1/status")?;
-            let nonce = match nonce {
-                Some(nonce) => *nonce,
-                None => {
-                    client
-                        .get_json::<AccountView>(&format!("/v1/accounts/{}", key.public_key()))?
-                        .pending_nonce
-                }
-            };
-            let tx =
-                TxBody { chain_id: status.chain_id, signer: key.public_key(), nonce, payload }.sign(&key);
-            let path = if *wait { "/v1/txs?wait=true" } else { "/v1/txs" };
-            let answer: Value = client.post_json(path, &tx)?;
-            print_json(&answer);
+            let signer = SignerArgs { key: key.clone(), nonce: *nonce, wait: *wait };
+            sign_and_submit(&client, &signer, build_payload(payload)?)?;
         }
-        TxCommand::Show { id } => print_json(&client.get_json::<Value>(&format!("/v1/txs/{id}"))?),
+        TxCommand::Show { id } => {
+            let client = Client::new(&cli.node_url()?);
+            print_json(&client.get_json::<Value>(&format!("/v1/txs/{id}"))?);
+        }
     }
     Ok(())
 }
 
 fn build_payload(args: &PayloadArgs) -> Result<Payload, CliError> {
-    Ok(match args {
-        PayloadArgs::AddMember { public_key, admin } => {
-            let public_key: PublicKey = public_key.parse()?;
-            Payload::AddMember { public_key, admin: *admin }
-        }
-        PayloadArgs::Anchor { label, digest, file } => {
-            let label = Label::new(label.clone()).map_err(|error| CliError::Usage(error.to_string()))?;
-            let digest = match (digest, file) {
-                (Some(digest), _) => *digest,
-                (None, Some(file)) => sha256(&std::fs::read(file).map_err(CliError::io(file))?),
-                (None, None) => {
-                    return Err(CliError::Usage("anchor needs --digest or --file".into()));
-                }
-            };
-            Payload::Anchor { label, digest }
-        }
-    })
+    let PayloadArgs::Anchor { label, digest, file } = args;
+    let label = Label::new(label.clone()).map_err(|error| CliError::Usage(error.to_string()))?;
+    let digest = match (digest, file) {
+        (Some(digest), _) => *digest,
+        (None, Some(file)) => sha256(&std::fs::read(file).map_err(CliError::io(file))?),
+        (None, None) => return Err(CliError::Usage("anchor needs --digest or --file".into())),
+    };
+    Ok(Payload::Anchor { label, digest })
 }
 
 /// Prints a JSON value for humans and scripts alike. A closed pipe (`| head`) is not an error.

@@ -4,7 +4,7 @@ mod support;
 
 use medledger_crypto::merkle::{ConsistencyProof, InclusionProof, leaf_hash};
 use medledger_crypto::{Digest, SigningKey, sha256};
-use medledger_types::{ChainId, Encode, Label, Payload, Transaction, TxBody};
+use medledger_types::{ChainId, Encode, Label, Payload, Transaction, TxBody, TxId};
 use serde_json::{Value, json};
 use support::{DevNode, get, get_bytes, ledger_fingerprint, post, post_json};
 
@@ -36,7 +36,7 @@ fn status_health_and_genesis_describe_the_dev_chain() {
     let node = DevNode::start();
     let status = get(&format!("{}/v1/status", node.url)).json();
     assert_eq!(status["chain_id"], "medledger-dev");
-    assert_eq!(status["height"], 2, "the demo loads two blocks");
+    assert_eq!(status["height"], 4, "the demo loads four blocks");
     assert_eq!(status["finalized_height"], status["height"]);
     let latest = get(&format!("{}/v1/blocks/latest", node.url)).json();
     assert_eq!(status["last_block_hash"], latest["hash"]);
@@ -55,7 +55,7 @@ fn status_health_and_genesis_describe_the_dev_chain() {
 #[test]
 fn a_submitted_transaction_is_committed_and_provable() {
     let node = DevNode::start();
-    let key = node.key("northside-lab");
+    let key = node.key("northside-lab", "tech-lee-park");
     let tx = anchor_tx(&key, next_nonce(&node, &key), "lab-report/2026/009001");
     let reply = post_json(&format!("{}/v1/txs?wait=true", node.url), &to_json(&tx));
     assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
@@ -90,13 +90,13 @@ fn a_submitted_transaction_is_committed_and_provable() {
 #[test]
 fn consistency_proofs_link_earlier_chains_to_later_headers() {
     let node = DevNode::start();
-    let key = node.key("st-mary-hospital");
+    let key = node.key("st-mary-hospital", "dr-ana-ruiz");
     for index in 0..3 {
         let tx = anchor_tx(&key, next_nonce(&node, &key), &format!("referral/2026/{index:06}"));
         assert_eq!(post_json(&format!("{}/v1/txs?wait=true", node.url), &to_json(&tx)).status, 200);
     }
     let height = get(&format!("{}/v1/status", node.url)).json()["height"].as_u64().expect("height");
-    assert!(height >= 5);
+    assert!(height >= 7);
     let answer = get(&format!("{}/v1/proofs/consistency?first=2&second={}", node.url, height - 1)).json();
     let proof: ConsistencyProof = serde_json::from_value(answer["proof"].clone()).expect("proof");
     let first_root: Digest = serde_json::from_value(answer["first_root"].clone()).expect("root");
@@ -112,7 +112,7 @@ fn consistency_proofs_link_earlier_chains_to_later_headers() {
 #[test]
 fn canonical_bytes_are_accepted_too() {
     let node = DevNode::start();
-    let key = node.key("city-pharmacy");
+    let key = node.key("city-pharmacy", "pharm-maria-lopez");
     let tx = anchor_tx(&key, next_nonce(&node, &key), "dispense-record/2026/000900");
     let reply = post(&format!("{}/v1/txs", node.url), "application/octet-stream", &tx.encode());
     assert_eq!(reply.status, 202);
@@ -125,7 +125,7 @@ fn malformed_and_strict_json_is_rejected_and_changes_nothing() {
     let url = format!("{}/v1/txs", node.url);
     let before = ledger_fingerprint(&node.url);
     post(&url, "application/json", b"{\"body\":").assert_problem(400, "malformed-json");
-    let key = node.key("northside-lab");
+    let key = node.key("northside-lab", "tech-lee-park");
     let mut value = to_json(&anchor_tx(&key, next_nonce(&node, &key), "lab-report/x"));
     value["extra"] = json!(1);
     post_json(&url, &value).assert_problem(400, "malformed-json");
@@ -141,7 +141,7 @@ fn malformed_and_strict_json_is_rejected_and_changes_nothing() {
 fn bad_signature_wrong_chain_unknown_signer_and_replays_are_rejected() {
     let node = DevNode::start();
     let url = format!("{}/v1/txs", node.url);
-    let key = node.key("northside-lab");
+    let key = node.key("northside-lab", "tech-lee-park");
     let nonce = next_nonce(&node, &key);
     let before = ledger_fingerprint(&node.url);
 
@@ -173,7 +173,7 @@ fn bad_signature_wrong_chain_unknown_signer_and_replays_are_rejected() {
 fn non_canonical_and_truncated_bytes_are_rejected() {
     let node = DevNode::start();
     let url = format!("{}/v1/txs", node.url);
-    let key = node.key("northside-lab");
+    let key = node.key("northside-lab", "tech-lee-park");
     let before = ledger_fingerprint(&node.url);
     let bytes = anchor_tx(&key, next_nonce(&node, &key), "lab-report/bytes").encode();
 
@@ -187,20 +187,18 @@ fn non_canonical_and_truncated_bytes_are_rejected() {
         post(&url, "application/octet-stream", &bytes[..cut]).assert_problem(400, "non-canonical-encoding");
     }
 
-    let admin = node.key("admin");
-    let add = TxBody {
+    // A vote's approve flag is the last payload byte, just before the signature.
+    let admin = node.key("st-mary-hospital", "admin");
+    let vote = TxBody {
         chain_id: ChainId::new("medledger-dev").expect("chain id"),
         signer: admin.public_key(),
         nonce: next_nonce(&node, &admin),
-        payload: Payload::AddMember {
-            public_key: SigningKey::from_seed(&[7; 32]).public_key(),
-            admin: false,
-        },
+        payload: Payload::Vote { proposal: TxId(sha256(b"some proposal")), approve: false },
     }
     .sign(&admin);
-    let mut non_canonical_bool = add.encode();
+    let mut non_canonical_bool = vote.encode();
     let flag = non_canonical_bool.len() - 64 - 1;
-    assert_eq!(non_canonical_bool[flag], 0, "the admin flag precedes the signature");
+    assert_eq!(non_canonical_bool[flag], 0, "the approve flag precedes the signature");
     non_canonical_bool[flag] = 2;
     let problem = post(&url, "application/octet-stream", &non_canonical_bool)
         .assert_problem(400, "non-canonical-encoding");
@@ -229,7 +227,7 @@ fn lookups_of_missing_or_malformed_things_are_clear_4xx() {
 #[test]
 fn batch_submission_answers_each_transaction() {
     let node = DevNode::start();
-    let key = node.key("st-mary-hospital");
+    let key = node.key("st-mary-hospital", "dr-ana-ruiz");
     let nonce = next_nonce(&node, &key);
     let good = anchor_tx(&key, nonce, "referral/batch/1");
     let replay = anchor_tx(&key, 0, "referral/batch/2");

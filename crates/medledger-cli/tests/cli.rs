@@ -51,13 +51,14 @@ fn init_then_node_then_submit_show_and_verify() {
     let added: Value = serde_json::from_str(&stdout_of(&run(&[
         "--node",
         &url,
-        "tx",
-        "submit",
+        "member",
+        "add",
         "--key",
         path_str(&admin_key),
-        "add-member",
         "--public-key",
         &member,
+        "--role",
+        "physician",
         "--wait",
     ])))
     .expect("json");
@@ -150,4 +151,72 @@ fn clear_errors_for_bad_command_lines() {
     let exposed = run(&["keys", "show", path_str(&key)]);
     assert!(!exposed.status.success());
     assert!(String::from_utf8_lossy(&exposed.stderr).contains("chmod 600"));
+}
+
+#[test]
+fn nodes_and_joiners_check_the_genesis_hash() {
+    let founder = tempfile::tempdir().expect("temp dir");
+    let init =
+        stdout_of(&run(&["init", "--data-dir", path_str(founder.path()), "--chain-id", "consortium-test"]));
+    let hash = init
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("genesis hash")?.split_whitespace().next())
+        .expect("init prints the genesis hash")
+        .to_owned();
+    let genesis = founder.path().join("genesis.json");
+
+    // A joiner who expects another hash is refused, and the refusal leaves nothing behind.
+    let joiner = tempfile::tempdir().expect("temp dir");
+    let node_key = joiner.path().join("elsewhere.pem");
+    stdout_of(&run(&["keys", "gen", "--out", path_str(&node_key)]));
+    let data = joiner.path().join("data");
+    let wrong = run(&[
+        "init",
+        "--data-dir",
+        path_str(&data),
+        "--genesis",
+        path_str(&genesis),
+        "--expect-genesis-hash",
+        &"ab".repeat(32),
+        "--node-key",
+        path_str(&node_key),
+    ]);
+    assert!(!wrong.status.success());
+    assert!(
+        String::from_utf8_lossy(&wrong.stderr).contains(&hash),
+        "{}",
+        String::from_utf8_lossy(&wrong.stderr)
+    );
+    assert!(!data.exists(), "a refused init writes nothing");
+
+    // The right hash, but a node key that is not a founder's: refused as well.
+    let stranger = run(&[
+        "init",
+        "--data-dir",
+        path_str(&data),
+        "--genesis",
+        path_str(&genesis),
+        "--expect-genesis-hash",
+        &hash,
+        "--node-key",
+        path_str(&node_key),
+    ]);
+    assert!(!stranger.status.success());
+    assert!(
+        String::from_utf8_lossy(&stranger.stderr).contains("not the node key of any founding organisation")
+    );
+    assert!(!data.exists(), "a refused init writes nothing");
+
+    // A node whose config names another genesis does not start on this store.
+    let config = founder.path().join("node.toml");
+    let text = std::fs::read_to_string(&config).expect("config");
+    assert!(text.contains(&hash), "init records the genesis hash in node.toml");
+    std::fs::write(&config, text.replace(&hash, &"cd".repeat(32))).expect("write config");
+    let refused = run(&["node", "--config", path_str(&config), "--listen", "127.0.0.1:0"]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("but the config expects genesis"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
 }

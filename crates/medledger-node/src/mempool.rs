@@ -146,6 +146,11 @@ impl Mempool {
         selected
     }
 
+    /// Every signer with pending transactions.
+    pub fn signers(&self) -> impl Iterator<Item = PublicKey> + '_ {
+        self.by_signer.keys().copied()
+    }
+
     /// Drops every queued transaction of `signers` whose nonce is below the signer's next
     /// nonce after a commit (`None`: drop all of that signer's).
     pub fn prune<'a>(

@@ -1,15 +1,15 @@
 //! The node service.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use medledger_crypto::{Digest, PublicKey, SigningKey};
-use medledger_state::{Account, Chain, Committed, VerifiedTx};
+use medledger_state::{Account, Chain, Committed, MemberStatus, VerifiedTx};
 use medledger_store::{Store, StoreError, TxLocation};
 use medledger_types::limits::MAX_BLOCK_TXS;
-use medledger_types::{ChainId, Receipt, Transaction, TxId};
+use medledger_types::{ChainId, OrgId, Outcome, Payload, Receipt, RejectReason, Transaction, TxId};
 use serde::Serialize;
 use tokio::sync::watch;
 
@@ -57,6 +57,9 @@ pub enum SubmitError {
     /// The signer (hex public key) is not a registered member.
     #[error("the signer {0} is not a registered member")]
     UnknownSigner(String),
+    /// The signer's key is revoked or rotated out, or its organisation is suspended.
+    #[error("the signer's key may not sign: {0}")]
+    InactiveSigner(RejectReason),
     /// The nonce was used already (or is queued already).
     #[error("nonce already used; the signer's next nonce is {expected}")]
     NonceReplayed {
@@ -89,6 +92,44 @@ pub enum SubmitError {
     /// The store could not be read.
     #[error("store: {0}")]
     Store(String),
+}
+
+/// Why a registered key may not sign now, if it may not.
+fn inactive_reason(chain: &Chain, account: &Account) -> Option<RejectReason> {
+    match account.status {
+        MemberStatus::Revoked { .. } => Some(RejectReason::KeyRevoked),
+        MemberStatus::Rotated { .. } => Some(RejectReason::KeyRotated),
+        MemberStatus::Active => chain
+            .registry()
+            .get(&account.organization)
+            .is_none_or(|org| !org.active)
+            .then_some(RejectReason::OrganizationSuspended),
+    }
+}
+
+/// The next nonce of a key that may sign; `None` drops its pending transactions.
+fn active_next_nonce(chain: &Chain, signer: &PublicKey) -> Option<u64> {
+    chain.active_member(signer).map(|(account, _)| account.next_nonce)
+}
+
+/// Whose pending transactions a committed block may have settled or invalidated: its signers,
+/// the keys it revoked or rotated out, and everyone once an organisation is suspended.
+fn signers_to_prune(committed: &Committed, mempool: &Mempool) -> BTreeSet<PublicKey> {
+    let mut signers = BTreeSet::new();
+    for (tx, receipt) in committed.block.transactions.iter().zip(&committed.receipts) {
+        signers.insert(tx.body.signer);
+        if receipt.outcome != Outcome::Applied {
+            continue;
+        }
+        match &tx.body.payload {
+            Payload::RevokeMember { public_key } | Payload::RotateKey { old_key: public_key, .. } => {
+                signers.insert(*public_key);
+            }
+            Payload::ExecuteProposal { .. } => signers.extend(mempool.signers()),
+            _ => {}
+        }
+    }
+    signers
 }
 
 /// Failures of the node itself (not of a client's input).
@@ -242,6 +283,32 @@ impl Node {
         Some((account, pending))
     }
 
+    /// Up to `limit` member keys after `after`, in key order, optionally of one organisation.
+    /// Scans the whole state: a directory listing, not a hot path.
+    #[must_use]
+    pub fn members_page(
+        &self,
+        organization: Option<&OrgId>,
+        after: Option<&PublicKey>,
+        limit: usize,
+    ) -> Vec<(PublicKey, Account)> {
+        let chain = self.chain.read().expect("chain lock poisoned");
+        let mut page = BTreeMap::new();
+        for (member, account) in chain.members() {
+            if after.is_some_and(|after| &member <= after) {
+                continue;
+            }
+            if organization.is_some_and(|organization| &account.organization != organization) {
+                continue;
+            }
+            page.insert(member, account);
+            if page.len() > limit {
+                page.pop_last();
+            }
+        }
+        page.into_iter().collect()
+    }
+
     /// Verifies and admits one transaction.
     pub fn submit(&self, tx: Transaction) -> Result<TxId, SubmitError> {
         let verified = VerifiedTx::verify(tx).map_err(|_| SubmitError::BadSignature)?;
@@ -281,6 +348,9 @@ impl Node {
         }
         let account =
             chain.account(&body.signer).ok_or_else(|| SubmitError::UnknownSigner(body.signer.to_string()))?;
+        if let Some(reason) = inactive_reason(chain, &account) {
+            return Err(SubmitError::InactiveSigner(reason));
+        }
         if body.nonce < account.next_nonce {
             // Say where the transaction went if this very transaction is in the chain.
             if let Some(location) =
@@ -326,9 +396,7 @@ impl Node {
                 .mempool
                 .lock()
                 .expect("mempool lock poisoned")
-                .select(self.config.max_block_txs, |signer| {
-                    chain.account(signer).map(|account| account.next_nonce)
-                });
+                .select(self.config.max_block_txs, |signer| active_next_nonce(&chain, signer));
             if selected.is_empty() {
                 return Ok(None);
             }
@@ -336,15 +404,12 @@ impl Node {
         };
         // Durable first, visible second: a block is served only once it is on disk.
         self.store.commit(&verified)?;
-        let signers: BTreeSet<PublicKey> =
-            verified.block().transactions.iter().map(|tx| tx.body.signer).collect();
         let committed = {
             let mut chain = self.chain.write().expect("chain lock poisoned");
             let committed = chain.commit(verified);
-            self.mempool
-                .lock()
-                .expect("mempool lock poisoned")
-                .prune(&signers, |signer| chain.account(signer).map(|account| account.next_nonce));
+            let mut mempool = self.mempool.lock().expect("mempool lock poisoned");
+            let signers = signers_to_prune(&committed, &mempool);
+            mempool.prune(&signers, |signer| active_next_nonce(&chain, signer));
             committed
         };
         self.height.send_replace(committed.block.header.height);

@@ -4,11 +4,12 @@
 use medledger_crypto::{SigningKey, sha256};
 use medledger_node::{Node, NodeConfig, SubmitError, TxStatus};
 use medledger_store::Store;
-use medledger_types::{ChainId, Genesis, GenesisMember, Label, Outcome, Payload, Transaction, TxBody};
+use medledger_types::{ChainId, Genesis, Label, Outcome, Payload, RejectReason, Transaction, TxBody};
 
 struct Fixture {
     _dir: tempfile::TempDir,
     node: Node,
+    administrator: SigningKey,
     members: Vec<SigningKey>,
 }
 
@@ -16,19 +17,18 @@ fn fixture(config: NodeConfig) -> Fixture {
     let dir = tempfile::tempdir().expect("temp dir");
     let validator = SigningKey::from_seed(&[1; 32]);
     let members: Vec<SigningKey> = (10u8..13).map(|seed| SigningKey::from_seed(&[seed; 32])).collect();
-    let genesis = Genesis {
-        chain_id: ChainId::new("node-test").expect("chain id"),
-        genesis_time_ms: 1_000,
-        validators: vec![validator.public_key()],
-        members: members
-            .iter()
-            .enumerate()
-            .map(|(index, key)| GenesisMember { public_key: key.public_key(), admin: index == 0 })
-            .collect(),
-    };
+    let administrator = SigningKey::from_seed(&[2; 32]);
+    let chain_id = ChainId::new("node-test").expect("chain id");
+    let genesis = Genesis::single_hospital(
+        chain_id,
+        1_000,
+        validator.public_key(),
+        administrator.public_key(),
+        members.iter().map(SigningKey::public_key),
+    );
     let (store, chain) = Store::create(dir.path(), &genesis).expect("create store");
     let node = Node::new(store, chain, validator, config).expect("node");
-    Fixture { _dir: dir, node, members }
+    Fixture { _dir: dir, node, administrator, members }
 }
 
 fn anchor(key: &SigningKey, nonce: u64, label: &str) -> Transaction {
@@ -134,12 +134,51 @@ fn admission_rejects_duplicates_replays_and_far_future_nonces() {
 fn a_node_whose_key_is_not_a_validator_refuses_to_start() {
     let dir = tempfile::tempdir().expect("temp dir");
     let member = SigningKey::from_seed(&[2; 32]);
-    let genesis = Genesis {
-        chain_id: ChainId::new("node-test").expect("chain id"),
-        genesis_time_ms: 0,
-        validators: vec![SigningKey::from_seed(&[1; 32]).public_key()],
-        members: vec![GenesisMember { public_key: member.public_key(), admin: true }],
-    };
+    let chain_id = ChainId::new("node-test").expect("chain id");
+    let validator = SigningKey::from_seed(&[1; 32]).public_key();
+    let genesis = Genesis::single_hospital(chain_id, 0, validator, member.public_key(), []);
     let (store, chain) = Store::create(dir.path(), &genesis).expect("create store");
     assert!(Node::new(store, chain, member, NodeConfig::default()).is_err());
+}
+
+#[test]
+fn a_revoked_key_loses_its_pending_transactions_and_cannot_submit_more() {
+    let fixture = fixture(NodeConfig::default());
+    let revoked = &fixture.members[0];
+    let revocation = TxBody {
+        chain_id: ChainId::new("node-test").expect("chain id"),
+        signer: fixture.administrator.public_key(),
+        nonce: 0,
+        payload: Payload::RevokeMember { public_key: revoked.public_key() },
+    }
+    .sign(&fixture.administrator);
+    fixture.node.submit(revocation).expect("admitted");
+    fixture.node.produce_block().expect("store works");
+    assert!(matches!(
+        fixture.node.submit(anchor(revoked, 0, "late")),
+        Err(SubmitError::InactiveSigner(RejectReason::KeyRevoked))
+    ));
+    assert_eq!(fixture.node.status().mempool_size, 0, "nothing of the revoked key is queued");
+}
+
+#[test]
+fn pending_transactions_of_a_key_revoked_in_a_block_are_dropped() {
+    let fixture = fixture(NodeConfig::default());
+    let revoked = &fixture.members[1];
+    for nonce in 0..3 {
+        fixture.node.submit(anchor(revoked, nonce, &format!("queued/{nonce}"))).expect("admitted");
+    }
+    let revocation = TxBody {
+        chain_id: ChainId::new("node-test").expect("chain id"),
+        signer: fixture.administrator.public_key(),
+        nonce: 0,
+        payload: Payload::RevokeMember { public_key: revoked.public_key() },
+    }
+    .sign(&fixture.administrator);
+    fixture.node.submit(revocation).expect("admitted");
+    let committed = fixture.node.produce_block().expect("store works").expect("a block");
+    assert_eq!(committed.receipts.len(), 4);
+    // Whatever ran after the revocation in the block was refused; nothing is left queued.
+    assert_eq!(fixture.node.status().mempool_size, 0);
+    assert!(fixture.node.produce_block().expect("store works").is_none(), "no block of leftovers");
 }

@@ -1,13 +1,16 @@
 //! The chain: genesis, the validated head, and the rules every block must follow.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 
 use medledger_crypto::merkle::{MerkleTree, leaf_hash, root_of};
 use medledger_crypto::{Digest, PublicKey, SignatureError, SigningKey, verify_batch};
 use medledger_types::limits::MAX_BLOCK_TXS;
-use medledger_types::{Block, BlockHeader, Encode, Genesis, Receipt, Transaction, TxId};
+use medledger_types::{
+    Block, BlockHeader, Decode, Encode, Genesis, Parameters, PatientId, Receipt, Role, Transaction, TxId,
+};
 
-use crate::execute::{Account, ExecutionContext, execute, keys};
+use crate::execute::{ExecutionContext, execute};
+use crate::records::{Account, MemberStatus, Organization, Proposal, Registry, ValidatorSchedule, keys};
 use crate::state::{PreparedWrites, State, WriteSet};
 
 /// Why a block cannot extend the chain. Each variant names the first rule it breaks.
@@ -186,26 +189,27 @@ pub struct Committed {
 pub struct Chain {
     genesis: Genesis,
     genesis_hash: Digest,
-    validators: BTreeSet<PublicKey>,
     state: State,
+    /// The registry in `state`, decoded once per block for admission and block building.
+    registry: Registry,
     head: Option<BlockHeader>,
     head_hash: Digest,
     history: MerkleTree,
 }
 
 impl Chain {
-    /// A chain with no block yet: the genesis members registered, nothing else.
+    /// A chain with no block yet: the founding organisations, their members, the parameters
+    /// and the first validators.
     #[must_use]
     pub fn from_genesis(genesis: Genesis) -> Self {
-        let state = State::from_entries(genesis.members.iter().map(|member| {
-            (keys::account(&member.public_key), Account { next_nonce: 0, admin: member.admin }.encode())
-        }));
+        let state = State::from_entries(genesis_entries(&genesis));
         let genesis_hash = genesis.hash();
+        let registry = read_registry(&state);
         Self {
-            validators: genesis.validators.iter().copied().collect(),
             genesis,
             genesis_hash,
             state,
+            registry,
             head: None,
             head_hash: genesis_hash,
             history: MerkleTree::new(),
@@ -244,6 +248,7 @@ impl Chain {
             });
         }
         chain.head_hash = head.hash();
+        chain.registry = read_registry(&state);
         chain.state = state;
         chain.head = Some(head);
         Ok(chain)
@@ -291,17 +296,81 @@ impl Chain {
         &self.history
     }
 
-    /// Whether `key` is a validator.
+    /// The validators of the block at `height` (the next block or, with a scheduled change
+    /// already known, a later one).
+    #[must_use]
+    pub fn validators_at(&self, height: u64) -> Vec<PublicKey> {
+        let schedule: ValidatorSchedule = self.read(keys::VALIDATORS).expect("written at genesis");
+        schedule.at(height).to_vec()
+    }
+
+    /// The validator schedule: the current set and any scheduled change.
+    #[must_use]
+    pub fn validator_schedule(&self) -> ValidatorSchedule {
+        self.read(keys::VALIDATORS).expect("written at genesis")
+    }
+
+    /// Whether `key` may propose the next block.
     #[must_use]
     pub fn is_validator(&self, key: &PublicKey) -> bool {
-        self.validators.contains(key)
+        self.validators_at(self.height() + 1).contains(key)
     }
 
     /// A member's account, if registered.
     #[must_use]
     pub fn account(&self, public_key: &PublicKey) -> Option<Account> {
-        let bytes = self.state.get(&keys::account(public_key))?;
-        Some(medledger_types::Decode::decode(bytes).expect("accounts in state are canonical"))
+        self.read(&keys::account(public_key))
+    }
+
+    /// The organisation registry.
+    #[must_use]
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The chain parameters in force.
+    #[must_use]
+    pub fn parameters(&self) -> Parameters {
+        self.read(keys::PARAMETERS).expect("written at genesis")
+    }
+
+    /// A governance proposal.
+    #[must_use]
+    pub fn proposal(&self, id: &TxId) -> Option<Proposal> {
+        self.read(&keys::proposal(id))
+    }
+
+    /// The member key that currently holds a patient id.
+    #[must_use]
+    pub fn patient_key(&self, patient_id: &PatientId) -> Option<PublicKey> {
+        self.read(&keys::patient(patient_id))
+    }
+
+    /// A member key that may sign now, with its account and organisation; `None` for
+    /// unknown, revoked and rotated-out keys and for members of suspended organisations.
+    #[must_use]
+    pub fn active_member(&self, public_key: &PublicKey) -> Option<(Account, Organization)> {
+        let account = self.account(public_key).filter(Account::is_active)?;
+        let organization = self.registry.get(&account.organization).cloned().filter(|org| org.active)?;
+        Some((account, organization))
+    }
+
+    /// Every member key with its account, in state order (not sorted).
+    pub fn members(&self) -> impl Iterator<Item = (PublicKey, Account)> + '_ {
+        self.state.iter().filter_map(|(key, value)| {
+            let key = key.strip_prefix(keys::ACCOUNT_PREFIX)?;
+            let key = PublicKey::from_bytes(key.try_into().expect("account keys end in a public key"))
+                .expect("account keys hold valid public keys");
+            Some((key, Account::decode(value).expect("accounts in state are canonical")))
+        })
+    }
+
+    fn read<T: Decode>(&self, key: &[u8]) -> Option<T> {
+        let bytes = self.state.get(key)?;
+        Some(
+            T::decode(bytes)
+                .unwrap_or_else(|error| panic!("state entry of kind {} is corrupt: {error}", T::NAME)),
+        )
     }
 
     fn parent_timestamp_ms(&self) -> u64 {
@@ -314,7 +383,7 @@ impl Chain {
         let header = &block.header;
         self.check_header_links(header)?;
         let hash = header.hash();
-        if !self.is_validator(&header.proposer) {
+        if !self.validators_at(header.height).contains(&header.proposer) {
             return Err(BlockError::UnknownProposer(header.proposer.to_string()));
         }
         header
@@ -342,7 +411,7 @@ impl Chain {
         let signers: Vec<_> = block.transactions.iter().map(|tx| tx.body.signer).collect();
         verify_batch(&message_refs, &signatures, &signers)
             .map_err(|error| BlockError::TransactionSignature { index: error.index })?;
-        let (receipts, prepared) = self.execute(header.height, &block.transactions);
+        let (receipts, prepared) = self.execute(header.height, header.timestamp_ms, &block.transactions);
         check_root("receipts", header.receipts_root, receipts_root(&receipts))?;
         check_root("state", header.state_root, prepared.root())?;
         Ok(VerifiedBlock { hash, block, receipts, prepared })
@@ -364,8 +433,13 @@ impl Chain {
         check_root("history", header.history_root, self.history.root())
     }
 
-    fn execute(&self, height: u64, transactions: &[Transaction]) -> (Vec<Receipt>, PreparedWrites) {
-        let context = ExecutionContext { chain_id: &self.genesis.chain_id, height };
+    fn execute(
+        &self,
+        height: u64,
+        time_ms: u64,
+        transactions: &[Transaction],
+    ) -> (Vec<Receipt>, PreparedWrites) {
+        let context = ExecutionContext { chain_id: &self.genesis.chain_id, height, time_ms };
         let (receipts, writes) = execute(&self.state, &context, transactions);
         (receipts, self.state.prepare(writes))
     }
@@ -390,11 +464,12 @@ impl Chain {
         let height = self.height() + 1;
         let transactions: Vec<Transaction> = txs.iter().map(|tx| tx.as_ref().tx().clone()).collect();
         let tx_root = root_of(&txs.iter().map(|tx| leaf_hash(tx.as_ref().encoded())).collect::<Vec<_>>());
-        let (receipts, prepared) = self.execute(height, &transactions);
+        let timestamp_ms = timestamp_ms.max(self.parent_timestamp_ms());
+        let (receipts, prepared) = self.execute(height, timestamp_ms, &transactions);
         let header = BlockHeader {
             height,
             parent_hash: self.head_hash,
-            timestamp_ms: timestamp_ms.max(self.parent_timestamp_ms()),
+            timestamp_ms,
             proposer: proposer.public_key(),
             tx_count: u32::try_from(txs.len()).expect("bounded by MAX_BLOCK_TXS"),
             tx_root,
@@ -411,6 +486,7 @@ impl Chain {
     pub fn commit(&mut self, verified: VerifiedBlock) -> Committed {
         assert_eq!(verified.block.header.parent_hash, self.head_hash, "block verified against another head");
         self.state.commit(verified.prepared);
+        self.registry = read_registry(&self.state);
         self.history.push(leaf_hash(verified.hash.as_bytes()));
         self.head_hash = verified.hash;
         self.head = Some(verified.block.header.clone());
@@ -431,4 +507,45 @@ fn root_of_encoded(encoded: &[Vec<u8>]) -> Digest {
 #[must_use]
 pub fn receipts_root(receipts: &[Receipt]) -> Digest {
     root_of_encoded(&receipts.iter().map(Encode::encode).collect::<Vec<_>>())
+}
+
+fn read_registry(state: &State) -> Registry {
+    let bytes = state.get(keys::ORGANIZATIONS).expect("the registry is written at genesis");
+    Registry::decode(bytes).expect("the registry in state is canonical")
+}
+
+/// The state entries genesis defines.
+fn genesis_entries(genesis: &Genesis) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut entries = Vec::new();
+    let mut registry = Registry::default();
+    for org in &genesis.organizations {
+        let administrators = org.members.iter().filter(|member| member.role == Role::Administrator).count();
+        registry.insert(Organization {
+            id: org.id.clone(),
+            kind: org.kind,
+            node: org.node.clone(),
+            active: true,
+            active_administrators: u32::try_from(administrators).expect("bounded by MAX_GENESIS_MEMBERS"),
+            admitted_height: 0,
+        });
+        for member in &org.members {
+            let account = Account {
+                next_nonce: 0,
+                organization: org.id.clone(),
+                role: member.role,
+                patient_id: member.patient_id,
+                status: MemberStatus::Active,
+            };
+            entries.push((keys::account(&member.public_key), account.encode()));
+            if let Some(patient_id) = &member.patient_id {
+                entries.push((keys::patient(patient_id), member.public_key.encode()));
+            }
+        }
+    }
+    // In registry order, as governance recomputes it, so equal sets compare equal.
+    let schedule = ValidatorSchedule { current: registry.validators(), next: None };
+    entries.push((keys::ORGANIZATIONS.to_vec(), registry.encode()));
+    entries.push((keys::PARAMETERS.to_vec(), genesis.parameters.encode()));
+    entries.push((keys::VALIDATORS.to_vec(), schedule.encode()));
+    entries
 }

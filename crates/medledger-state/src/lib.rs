@@ -12,11 +12,16 @@
 //!   signature, transaction root, batch-verified transaction signatures, state, receipts and
 //!   history roots), builds new blocks, and commits them.
 
+pub mod authorization;
 mod chain;
 pub mod commitment;
 mod execute;
+mod records;
 mod state;
 
 pub use chain::{BlockError, Chain, Committed, VerifiedBlock, VerifiedTx};
-pub use execute::{Account, AnchorRecord, ExecutionContext, execute, keys};
+pub use execute::{ExecutionContext, execute, passes_governance};
+pub use records::{
+    Account, AnchorRecord, MemberStatus, Organization, Proposal, Registry, ValidatorSchedule, keys,
+};
 pub use state::{PreparedWrites, State, WriteSet};

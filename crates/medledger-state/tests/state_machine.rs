@@ -4,8 +4,8 @@
 use medledger_crypto::{Digest, SigningKey, sha256};
 use medledger_state::{BlockError, Chain, State, VerifiedTx};
 use medledger_types::{
-    Block, BlockHeader, ChainId, Genesis, GenesisMember, Label, Outcome, Payload, RejectReason, Transaction,
-    TxBody,
+    Block, BlockHeader, ChainId, Genesis, GenesisMember, GenesisOrganization, Label, NodeAddress,
+    NodeIdentity, OrgId, OrgKind, Outcome, Parameters, Payload, RejectReason, Role, Transaction, TxBody,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence};
@@ -21,14 +21,23 @@ fn world() -> World {
     let proposer = SigningKey::from_seed(&[1; 32]);
     let admin = SigningKey::from_seed(&[2; 32]);
     let members: Vec<SigningKey> = (3u8..6).map(|seed| SigningKey::from_seed(&[seed; 32])).collect();
-    let mut genesis_members = vec![GenesisMember { public_key: admin.public_key(), admin: true }];
-    genesis_members
-        .extend(members.iter().map(|key| GenesisMember { public_key: key.public_key(), admin: false }));
+    let member =
+        |key: &SigningKey, role| GenesisMember { public_key: key.public_key(), role, patient_id: None };
+    let mut genesis_members = vec![member(&admin, Role::Administrator)];
+    genesis_members.extend(members.iter().map(|key| member(key, Role::Physician)));
     let genesis = Genesis {
         chain_id: ChainId::new("state-test").expect("chain id"),
         genesis_time_ms: 1_000,
-        validators: vec![proposer.public_key()],
-        members: genesis_members,
+        parameters: Parameters::default(),
+        organizations: vec![GenesisOrganization {
+            id: OrgId::new("test-hospital").expect("org id"),
+            kind: OrgKind::Hospital,
+            node: Some(NodeIdentity {
+                public_key: proposer.public_key(),
+                address: NodeAddress::new("127.0.0.1:9000").expect("address"),
+            }),
+            members: genesis_members,
+        }],
     };
     World { chain: Chain::from_genesis(genesis), proposer, admin, members }
 }
@@ -49,6 +58,10 @@ fn anchor(key: &SigningKey, nonce: u64, label: &str) -> Transaction {
         nonce,
         Payload::Anchor { label: Label::new(label).expect("label"), digest: sha256(label.as_bytes()) },
     )
+}
+
+fn enrol(key: &SigningKey, role: Role) -> Payload {
+    Payload::EnrolMember { public_key: key.public_key(), role, patient_id: None }
 }
 
 fn verified(txs: &[Transaction]) -> Vec<VerifiedTx> {
@@ -114,21 +127,19 @@ fn gaps_unknown_signers_and_other_chains_change_nothing() {
 fn rejected_payloads_consume_the_nonce_and_nothing_else() {
     let mut world = world();
     let newcomer = SigningKey::from_seed(&[50; 32]);
-    let add_by_member =
-        sign(&world.members[0], 0, Payload::AddMember { public_key: newcomer.public_key(), admin: false });
+    let add_by_member = sign(&world.members[0], 0, enrol(&newcomer, Role::Nurse));
     assert_eq!(world.run_block(&[add_by_member]), vec![Outcome::Rejected(RejectReason::NotAuthorized)]);
     assert_eq!(world.next_nonce(&world.members[0]), Some(1), "the nonce is consumed");
     assert_eq!(world.next_nonce(&newcomer), None, "nobody was enrolled");
 
-    let add = sign(&world.admin, 0, Payload::AddMember { public_key: newcomer.public_key(), admin: false });
-    let add_again =
-        sign(&world.admin, 1, Payload::AddMember { public_key: newcomer.public_key(), admin: true });
+    let add = sign(&world.admin, 0, enrol(&newcomer, Role::Physician));
+    let add_again = sign(&world.admin, 1, enrol(&newcomer, Role::Administrator));
     assert_eq!(
         world.run_block(&[add, add_again]),
         vec![Outcome::Applied, Outcome::Rejected(RejectReason::MemberExists)]
     );
     let account = world.chain.account(&newcomer.public_key()).expect("enrolled");
-    assert!(!account.admin, "the rejected second enrolment did not make the newcomer an admin");
+    assert_eq!(account.role, Role::Physician, "the rejected second enrolment changed nothing");
 
     assert_eq!(
         world.run_block(&[anchor(&newcomer, 0, "doc/n")]),
@@ -314,7 +325,8 @@ proptest! {
                 Step::Gap { signer } => pending.push(anchor(&builder.members[signer], planned[signer] + 3, "gap")),
                 Step::UnauthorizedAdd { signer } => {
                     let newcomer = SigningKey::from_seed(&[200; 32]).public_key();
-                    pending.push(sign(&builder.members[signer], planned[signer], Payload::AddMember { public_key: newcomer, admin: false }));
+                    let payload = Payload::EnrolMember { public_key: newcomer, role: Role::Nurse, patient_id: None };
+                    pending.push(sign(&builder.members[signer], planned[signer], payload));
                     planned[signer] += 1;
                 }
                 Step::EndBlock => {

@@ -4,7 +4,7 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use medledger_crypto::{SigningKey, sha256};
 use medledger_state::{Chain, VerifiedTx};
 use medledger_store::Store;
-use medledger_types::{ChainId, Genesis, GenesisMember, Label, Payload, TxBody};
+use medledger_types::{ChainId, Genesis, Label, Payload, TxBody};
 
 const BLOCK_TXS: usize = 1_000;
 const SIGNERS: usize = 100;
@@ -19,16 +19,13 @@ fn setup() -> Setup {
     let proposer = SigningKey::from_seed(&[1; 32]);
     let signers: Vec<SigningKey> =
         (0..SIGNERS).map(|index| SigningKey::from_seed(&sha256(&index.to_be_bytes()).0)).collect();
-    let genesis = Genesis {
-        chain_id: ChainId::new("bench").expect("chain id"),
-        genesis_time_ms: 0,
-        validators: vec![proposer.public_key()],
-        members: signers
-            .iter()
-            .enumerate()
-            .map(|(index, key)| GenesisMember { public_key: key.public_key(), admin: index == 0 })
-            .collect(),
-    };
+    let genesis = Genesis::single_hospital(
+        ChainId::new("bench").expect("chain id"),
+        0,
+        proposer.public_key(),
+        SigningKey::from_seed(&[2; 32]).public_key(),
+        signers.iter().map(SigningKey::public_key),
+    );
     Setup { proposer, signers, genesis }
 }
 

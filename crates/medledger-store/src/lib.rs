@@ -11,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 
-use medledger_crypto::Digest;
+use medledger_crypto::{Digest, PublicKey};
 use medledger_state::{BlockError, Chain, State, VerifiedBlock};
 use medledger_types::{
     Block, BlockHeader, Decode, DecodeError, Encode, Genesis, GenesisError, Receipt, TxId,
@@ -19,7 +19,7 @@ use medledger_types::{
 use redb::{Database, Durability, ReadOnlyDatabase, ReadableDatabase, ReadableTable};
 
 /// Version of the on-disk layout below; bumped on any incompatible change.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// File name of the database inside a data directory.
 pub const DATABASE_FILE: &str = "chain.redb";
@@ -43,9 +43,11 @@ pub mod tables {
     pub const TX_INDEX: TableDefinition<'_, [u8; 32], (u64, u32)> = TableDefinition::new("tx_index");
     /// State key → value.
     pub const STATE: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("state");
+    /// Display names of member keys: this node's own directory, never on chain nor replicated.
+    pub const DIRECTORY: TableDefinition<'_, [u8; 32], &str> = TableDefinition::new("directory");
 }
 
-use tables::{BLOCK_HASHES, BLOCK_HEIGHTS, BLOCKS, META, RECEIPTS, STATE, TX_INDEX};
+use tables::{BLOCK_HASHES, BLOCK_HEIGHTS, BLOCKS, DIRECTORY, META, RECEIPTS, STATE, TX_INDEX};
 
 const META_FORMAT_VERSION: &str = "format_version";
 const META_GENESIS: &str = "genesis";
@@ -164,6 +166,7 @@ impl Store<Database> {
             txn.open_table(BLOCK_HASHES).map_err(db_error)?;
             txn.open_table(BLOCK_HEIGHTS).map_err(db_error)?;
             txn.open_table(TX_INDEX).map_err(db_error)?;
+            txn.open_table(DIRECTORY).map_err(db_error)?;
         }
         txn.commit().map_err(db_error)?;
         Ok((Self { db, path }, chain))
@@ -179,6 +182,19 @@ impl Store<Database> {
         let store = Self { db, path };
         let chain = store.load_chain()?;
         Ok((store, chain))
+    }
+
+    /// Sets (or with `None` removes) the display name of a member key in this node's directory.
+    pub fn set_display_name(&self, key: &PublicKey, name: Option<&str>) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(db_error)?;
+        {
+            let mut directory = txn.open_table(DIRECTORY).map_err(db_error)?;
+            match name {
+                Some(name) => directory.insert(key.as_bytes(), name).map_err(db_error)?,
+                None => directory.remove(key.as_bytes()).map_err(db_error)?,
+            };
+        }
+        txn.commit().map_err(db_error)
     }
 
     /// Persists a verified block, its receipts, index entries and state changes in one
@@ -270,7 +286,8 @@ impl<D: ReadableDatabase> Store<D> {
         }
     }
 
-    fn load_chain(&self) -> Result<Chain, StoreError> {
+    /// Rebuilds the chain at the stored head, checking the state root against the head.
+    pub fn load_chain(&self) -> Result<Chain, StoreError> {
         self.check_format_version()?;
         let genesis = self.genesis()?;
         let txn = self.db.begin_read().map_err(db_error)?;
@@ -369,5 +386,12 @@ impl<D: ReadableDatabase> Store<D> {
             let (height, index) = location.value();
             TxLocation { height, index }
         }))
+    }
+
+    /// The display name of a member key in this node's directory.
+    pub fn display_name(&self, key: &PublicKey) -> Result<Option<String>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_error)?;
+        let directory = txn.open_table(DIRECTORY).map_err(db_error)?;
+        Ok(directory.get(key.as_bytes()).map_err(db_error)?.map(|name| name.value().to_owned()))
     }
 }

@@ -3,16 +3,13 @@
 use medledger_crypto::{SigningKey, sha256};
 use medledger_state::{Chain, VerifiedTx};
 use medledger_store::{Store, StoreError, TxLocation, database_path, tables};
-use medledger_types::{ChainId, Genesis, GenesisMember, Label, Payload, TxBody};
+use medledger_types::{ChainId, Genesis, Label, Payload, TxBody};
 use redb::{ReadableDatabase as _, ReadableTable as _};
 
 fn genesis(proposer: &SigningKey, member: &SigningKey) -> Genesis {
-    Genesis {
-        chain_id: ChainId::new("store-test").expect("chain id"),
-        genesis_time_ms: 0,
-        validators: vec![proposer.public_key()],
-        members: vec![GenesisMember { public_key: member.public_key(), admin: true }],
-    }
+    let chain_id = ChainId::new("store-test").expect("chain id");
+    let administrator = SigningKey::from_seed(&[3; 32]).public_key();
+    Genesis::single_hospital(chain_id, 0, proposer.public_key(), administrator, [member.public_key()])
 }
 
 /// A store with `blocks` committed blocks of three anchors each.

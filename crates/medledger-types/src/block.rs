@@ -146,6 +146,10 @@ impl Decode for Block {
 }
 
 /// Why a transaction in a block changed nothing but (sometimes) its signer's nonce.
+///
+/// Reasons checked before the nonce (unknown, revoked or rotated signer, suspended
+/// organisation, wrong chain, nonce replay or gap) consume nothing; every later reason
+/// consumes the nonce, so the same signed transaction never runs twice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "reason", rename_all = "snake_case")]
 pub enum RejectReason {
@@ -161,14 +165,54 @@ pub enum RejectReason {
         /// The nonce the signer must use next.
         expected: u64,
     },
-    /// The signer's role does not allow this transaction. The nonce is consumed.
+    /// The signer's role in its kind of organisation may not submit this kind of transaction, or may not act on this target. The nonce is consumed.
     NotAuthorized,
-    /// The key to enrol is already a member. The nonce is consumed.
+    /// The key to enrol or rotate to is already a member key. The nonce is consumed.
     MemberExists,
     /// The label already has an anchor. The nonce is consumed.
     AnchorExists,
     /// The transaction names another chain. Nothing changes.
     WrongChain,
+    /// The signer's key was revoked. The nonce is not consumed.
+    KeyRevoked,
+    /// The signer's key was rotated out. The nonce is not consumed.
+    KeyRotated,
+    /// The signer's organisation is suspended. The nonce is not consumed.
+    OrganizationSuspended,
+    /// The role does not exist in the organisation's kind (e.g. a pharmacist at a laboratory). The nonce is consumed.
+    RoleNotAllowed,
+    /// A patient was enrolled without a patient id, or a non-patient with one. The nonce is consumed.
+    PatientIdMismatch,
+    /// The patient id is already taken. The nonce is consumed.
+    PatientIdExists,
+    /// The target key is not a member key. The nonce is consumed.
+    UnknownMember,
+    /// The target key is already revoked or rotated out. The nonce is consumed.
+    MemberInactive,
+    /// The change would leave the organisation without an active administrator. The nonce is consumed.
+    LastAdministrator,
+    /// No organisation has that id. The nonce is consumed.
+    UnknownOrganization,
+    /// An organisation with that id already exists. The nonce is consumed.
+    OrganizationExists,
+    /// The organisation is not in the status the action needs (suspending a suspended organisation, reinstating an active one). The nonce is consumed.
+    OrganizationStatus,
+    /// No proposal has that id. The nonce is consumed.
+    UnknownProposal,
+    /// The proposal's voting period is over. The nonce is consumed.
+    ProposalExpired,
+    /// The proposal was already executed. The nonce is consumed.
+    ProposalClosed,
+    /// The signer's organisation already voted on the proposal. The nonce is consumed.
+    AlreadyVoted,
+    /// Not more than two thirds of the active organisations approve the proposal yet. The nonce is consumed.
+    NotEnoughVotes,
+    /// The proposed action is malformed: parameters out of bounds, an organisation without administrators, a node key already in use. The nonce is consumed.
+    InvalidAction,
+    /// The organisation registry or the validator set is at its limit. The nonce is consumed.
+    RegistryFull,
+    /// The change would leave the chain without a validator. The nonce is consumed.
+    NoValidatorLeft,
 }
 
 impl RejectReason {
@@ -181,25 +225,99 @@ impl RejectReason {
             RejectReason::MemberExists => 5,
             RejectReason::AnchorExists => 6,
             RejectReason::WrongChain => 7,
+            RejectReason::KeyRevoked => 8,
+            RejectReason::KeyRotated => 9,
+            RejectReason::OrganizationSuspended => 10,
+            RejectReason::RoleNotAllowed => 11,
+            RejectReason::PatientIdMismatch => 12,
+            RejectReason::PatientIdExists => 13,
+            RejectReason::UnknownMember => 14,
+            RejectReason::MemberInactive => 15,
+            RejectReason::LastAdministrator => 16,
+            RejectReason::UnknownOrganization => 17,
+            RejectReason::OrganizationExists => 18,
+            RejectReason::OrganizationStatus => 19,
+            RejectReason::UnknownProposal => 20,
+            RejectReason::ProposalExpired => 21,
+            RejectReason::ProposalClosed => 22,
+            RejectReason::AlreadyVoted => 23,
+            RejectReason::NotEnoughVotes => 24,
+            RejectReason::InvalidAction => 25,
+            RejectReason::RegistryFull => 26,
+            RejectReason::NoValidatorLeft => 27,
         }
+    }
+
+    fn decode_from(tag: u8, reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(match tag {
+            1 => RejectReason::UnknownSigner,
+            2 => RejectReason::NonceReplayed { expected: reader.u64("expected nonce")? },
+            3 => RejectReason::NonceGap { expected: reader.u64("expected nonce")? },
+            4 => RejectReason::NotAuthorized,
+            5 => RejectReason::MemberExists,
+            6 => RejectReason::AnchorExists,
+            7 => RejectReason::WrongChain,
+            8 => RejectReason::KeyRevoked,
+            9 => RejectReason::KeyRotated,
+            10 => RejectReason::OrganizationSuspended,
+            11 => RejectReason::RoleNotAllowed,
+            12 => RejectReason::PatientIdMismatch,
+            13 => RejectReason::PatientIdExists,
+            14 => RejectReason::UnknownMember,
+            15 => RejectReason::MemberInactive,
+            16 => RejectReason::LastAdministrator,
+            17 => RejectReason::UnknownOrganization,
+            18 => RejectReason::OrganizationExists,
+            19 => RejectReason::OrganizationStatus,
+            20 => RejectReason::UnknownProposal,
+            21 => RejectReason::ProposalExpired,
+            22 => RejectReason::ProposalClosed,
+            23 => RejectReason::AlreadyVoted,
+            24 => RejectReason::NotEnoughVotes,
+            25 => RejectReason::InvalidAction,
+            26 => RejectReason::RegistryFull,
+            27 => RejectReason::NoValidatorLeft,
+            tag => return Err(DecodeError::UnknownTag { what: "receipt outcome", tag }),
+        })
     }
 }
 
 impl fmt::Display for RejectReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RejectReason::UnknownSigner => f.write_str("the signer is not a registered member"),
+        let text = match self {
             RejectReason::NonceReplayed { expected } => {
-                write!(f, "nonce already used (next nonce is {expected})")
+                return write!(f, "nonce already used (next nonce is {expected})");
             }
             RejectReason::NonceGap { expected } => {
-                write!(f, "nonce skips ahead (next nonce is {expected})")
+                return write!(f, "nonce skips ahead (next nonce is {expected})");
             }
-            RejectReason::NotAuthorized => f.write_str("the signer is not authorized for this transaction"),
-            RejectReason::MemberExists => f.write_str("the key is already a member"),
-            RejectReason::AnchorExists => f.write_str("the label is already anchored"),
-            RejectReason::WrongChain => f.write_str("the transaction is for another chain"),
-        }
+            RejectReason::UnknownSigner => "the signer is not a registered member",
+            RejectReason::NotAuthorized => "the signer's role or organisation may not do this",
+            RejectReason::MemberExists => "the key is already a member key",
+            RejectReason::AnchorExists => "the label is already anchored",
+            RejectReason::WrongChain => "the transaction is for another chain",
+            RejectReason::KeyRevoked => "the signer's key was revoked",
+            RejectReason::KeyRotated => "the signer's key was rotated out",
+            RejectReason::OrganizationSuspended => "the signer's organisation is suspended",
+            RejectReason::RoleNotAllowed => "the role does not exist in this kind of organisation",
+            RejectReason::PatientIdMismatch => "patients need a patient id and only patients have one",
+            RejectReason::PatientIdExists => "the patient id is already taken",
+            RejectReason::UnknownMember => "the target key is not a member key",
+            RejectReason::MemberInactive => "the target key is already revoked or rotated out",
+            RejectReason::LastAdministrator => "the organisation would have no active administrator left",
+            RejectReason::UnknownOrganization => "no organisation has that id",
+            RejectReason::OrganizationExists => "an organisation with that id already exists",
+            RejectReason::OrganizationStatus => "the organisation's status does not allow this action",
+            RejectReason::UnknownProposal => "no proposal has that id",
+            RejectReason::ProposalExpired => "the proposal has expired",
+            RejectReason::ProposalClosed => "the proposal was already executed",
+            RejectReason::AlreadyVoted => "the organisation already voted on this proposal",
+            RejectReason::NotEnoughVotes => "more than two thirds of active organisations must approve first",
+            RejectReason::InvalidAction => "the proposed action is invalid",
+            RejectReason::RegistryFull => "the organisation registry or validator set is full",
+            RejectReason::NoValidatorLeft => "the change would leave no validator",
+        };
+        f.write_str(text)
     }
 }
 
@@ -247,16 +365,7 @@ impl Decode for Receipt {
         let tx_id = TxId(reader.digest("receipt transaction id")?);
         let outcome = match reader.u8("receipt outcome")? {
             0 => Outcome::Applied,
-            1 => Outcome::Rejected(RejectReason::UnknownSigner),
-            2 => Outcome::Rejected(RejectReason::NonceReplayed { expected: reader.u64("expected nonce")? }),
-            3 => Outcome::Rejected(RejectReason::NonceGap { expected: reader.u64("expected nonce")? }),
-            4 => Outcome::Rejected(RejectReason::NotAuthorized),
-            5 => Outcome::Rejected(RejectReason::MemberExists),
-            6 => Outcome::Rejected(RejectReason::AnchorExists),
-            7 => Outcome::Rejected(RejectReason::WrongChain),
-            tag => {
-                return Err(DecodeError::UnknownTag { what: "receipt outcome", tag });
-            }
+            tag => Outcome::Rejected(RejectReason::decode_from(tag, reader)?),
         };
         Ok(Self { tx_id, outcome })
     }

@@ -141,6 +141,25 @@ impl Writer {
     pub fn signature(&mut self, signature: &Signature) {
         self.fixed(&signature.0);
     }
+
+    /// A count prefix, then each item.
+    pub fn list<T>(&mut self, items: &[T], mut write_item: impl FnMut(&mut Self, &T)) {
+        self.length(items.len());
+        for item in items {
+            write_item(self, item);
+        }
+    }
+
+    /// `0` for none, or `1` then the value.
+    pub fn option<T>(&mut self, value: Option<&T>, write_value: impl FnOnce(&mut Self, &T)) {
+        match value {
+            None => self.u8(0),
+            Some(value) => {
+                self.u8(1);
+                write_value(self, value);
+            }
+        }
+    }
 }
 
 /// Reads canonical encodings from a byte slice.
@@ -251,6 +270,30 @@ impl<'a> Reader<'a> {
     pub fn signature(&mut self, what: &'static str) -> Result<Signature, DecodeError> {
         Ok(Signature(self.array(what)?))
     }
+
+    /// A count prefix of at most `max`, then that many items.
+    pub fn list<T>(
+        &mut self,
+        max: usize,
+        what: &'static str,
+        mut read_item: impl FnMut(&mut Self) -> Result<T, DecodeError>,
+    ) -> Result<Vec<T>, DecodeError> {
+        let count = self.length(max, what)?;
+        (0..count).map(|_| read_item(self)).collect()
+    }
+
+    /// `0` for none, or `1` then the value; any other tag is an error.
+    pub fn option<T>(
+        &mut self,
+        what: &'static str,
+        read_value: impl FnOnce(&mut Self) -> Result<T, DecodeError>,
+    ) -> Result<Option<T>, DecodeError> {
+        match self.u8(what)? {
+            0 => Ok(None),
+            1 => read_value(self).map(Some),
+            tag => Err(DecodeError::UnknownTag { what, tag }),
+        }
+    }
 }
 
 /// A value with a canonical encoding.
@@ -289,6 +332,21 @@ pub trait Decode: Sized {
         let value = Self::decode_from(&mut reader)?;
         reader.finish(Self::NAME)?;
         Ok(value)
+    }
+}
+
+impl Encode for PublicKey {
+    fn encode_to(&self, writer: &mut Writer) {
+        writer.public_key(self);
+    }
+}
+
+impl Decode for PublicKey {
+    const NAME: &'static str = "public key";
+    const MAX_ENCODED_BYTES: usize = PublicKey::LEN;
+
+    fn decode_from(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        reader.public_key("public key")
     }
 }
 

@@ -9,15 +9,20 @@
 mod block;
 pub mod codec;
 mod genesis;
+mod identity;
 pub mod limits;
 mod text;
 mod tx;
 
 pub use block::{Block, BlockHeader, Outcome, Receipt, RejectReason};
 pub use codec::{Decode, DecodeError, Encode, Reader, Writer};
-pub use genesis::{Genesis, GenesisError, GenesisMember};
-pub use text::{ChainId, Label, TextError};
-pub use tx::{Payload, Transaction, TxBody, TxId};
+pub use genesis::{Genesis, GenesisError, GenesisMember, GenesisOrganization};
+pub use identity::{
+    GovernanceAction, NodeIdentity, OrgKind, OrgSpec, Parameters, ParametersError, PatientId,
+    PatientIdParseError, Role, UnknownName,
+};
+pub use text::{ChainId, Label, NodeAddress, OrgId, TextError};
+pub use tx::{Payload, Transaction, TxBody, TxId, TxKind};
 
 /// Domain-separation tags, one per signed or hashed kind. Changing the encoding of a kind
 /// means a new tag version, never a silent reinterpretation of old bytes.

@@ -18,11 +18,34 @@ pub const MAX_CHAIN_ID_BYTES: usize = 64;
 /// Longest anchor label in bytes.
 pub const MAX_LABEL_BYTES: usize = 128;
 
-/// Most validators named in genesis: a consortium, not a public network.
+/// Most validators: a consortium, not a public network. BFT message cost grows with the
+/// square of the validator count.
 pub const MAX_VALIDATORS: usize = 128;
+
+/// Most organisations in the registry (active or suspended). The registry is one state entry
+/// rewritten by each governance change, so it must stay small.
+pub const MAX_ORGANIZATIONS: usize = 256;
+
+/// Most first administrators named when an organisation is admitted.
+pub const MAX_ORG_ADMINS: usize = 16;
+
+/// Longest organisation id in bytes.
+pub const MAX_ORG_ID_BYTES: usize = 64;
+
+/// Longest node address (`host:port`) in bytes: a DNS name is at most 253 bytes.
+pub const MAX_NODE_ADDRESS_BYTES: usize = 260;
 
 /// Most members named in genesis (benchmarks create many signers at once).
 pub const MAX_GENESIS_MEMBERS: usize = 100_000;
+
+/// Shortest governance proposal lifetime: long enough for administrators to see and vote.
+pub const MIN_PROPOSAL_TTL_MS: u64 = 60 * 1000;
+
+/// Longest governance proposal lifetime: stale proposals must not linger and pass by surprise.
+pub const MAX_PROPOSAL_TTL_MS: u64 = 90 * 24 * 60 * 60 * 1000;
+
+/// Longest delay before a validator set change takes effect.
+pub const MAX_VALIDATOR_CHANGE_DELAY_BLOCKS: u64 = 100_000;
 
 /// Largest encoded genesis.
 pub const MAX_GENESIS_BYTES: usize = 8 * 1024 * 1024;

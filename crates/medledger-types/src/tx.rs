@@ -7,6 +7,7 @@ use medledger_crypto::{Digest, DigestParseError, PublicKey, Signature, SigningKe
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{Decode, DecodeError, Encode, Reader, Writer};
+use crate::identity::{GovernanceAction, PatientId, Role, named_enum};
 use crate::limits::MAX_TX_BYTES;
 use crate::tags;
 use crate::text::{ChainId, Label};
@@ -15,13 +16,6 @@ use crate::text::{ChainId, Label};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Payload {
-    /// An administrator enrols a new member key.
-    AddMember {
-        /// The new member's Ed25519 public key.
-        public_key: PublicKey,
-        /// Whether the new member may enrol others.
-        admin: bool,
-    },
     /// A member anchors the SHA-256 digest of an off-chain document under a label.
     /// Anchors are write-once: the first anchor of a label stands.
     Anchor {
@@ -30,52 +24,140 @@ pub enum Payload {
         /// SHA-256 of the off-chain document.
         digest: Digest,
     },
+    /// An administrator enrols a new member key in the administrator's own organisation.
+    EnrolMember {
+        /// The new member's Ed25519 public key.
+        public_key: PublicKey,
+        /// The new member's role (it must exist in the organisation's kind).
+        role: Role,
+        /// The patient's pseudonymous id: required for patients, absent for everyone else.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        patient_id: Option<PatientId>,
+    },
+    /// Replaces a member's key by a new one, keeping role and organisation. An administrator
+    /// rotates keys of its own organisation's members; any member may rotate its own key.
+    RotateKey {
+        /// The key being replaced; refused from this transaction on.
+        old_key: PublicKey,
+        /// The replacement.
+        new_key: PublicKey,
+    },
+    /// An administrator revokes a member key of its own organisation.
+    RevokeMember {
+        /// The key to revoke.
+        public_key: PublicKey,
+    },
+    /// An administrator proposes a governance action; the proposal counts as its
+    /// organisation's first vote in favour.
+    Propose {
+        /// What the proposal does once executed.
+        action: GovernanceAction,
+    },
+    /// An administrator votes on an open proposal for its organisation (one vote per organisation).
+    Vote {
+        /// The proposal: the id of the transaction that proposed it.
+        proposal: TxId,
+        /// In favour or against.
+        approve: bool,
+    },
+    /// An administrator executes a proposal that more than two thirds of the active
+    /// organisations have approved.
+    ExecuteProposal {
+        /// The proposal.
+        proposal: TxId,
+    },
 }
 
-impl Payload {
-    const ADD_MEMBER: u8 = 1;
-    const ANCHOR: u8 = 2;
+named_enum!(
+    /// The kind of a [`Payload`], without its fields: what the authorization table speaks of.
+    TxKind, "transaction kind" {
+        /// [`Payload::Anchor`].
+        Anchor = 2, "anchor";
+        /// [`Payload::EnrolMember`].
+        EnrolMember = 3, "enrol_member";
+        /// [`Payload::RotateKey`].
+        RotateKey = 4, "rotate_key";
+        /// [`Payload::RevokeMember`].
+        RevokeMember = 5, "revoke_member";
+        /// [`Payload::Propose`].
+        Propose = 6, "propose";
+        /// [`Payload::Vote`].
+        Vote = 7, "vote";
+        /// [`Payload::ExecuteProposal`].
+        ExecuteProposal = 8, "execute_proposal";
+    }
+);
 
-    /// A short name of the kind, for logs and metrics.
+impl Payload {
+    /// The kind, for authorization, logs and metrics.
     #[must_use]
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> TxKind {
         match self {
-            Payload::AddMember { .. } => "add_member",
-            Payload::Anchor { .. } => "anchor",
+            Payload::Anchor { .. } => TxKind::Anchor,
+            Payload::EnrolMember { .. } => TxKind::EnrolMember,
+            Payload::RotateKey { .. } => TxKind::RotateKey,
+            Payload::RevokeMember { .. } => TxKind::RevokeMember,
+            Payload::Propose { .. } => TxKind::Propose,
+            Payload::Vote { .. } => TxKind::Vote,
+            Payload::ExecuteProposal { .. } => TxKind::ExecuteProposal,
         }
     }
 }
 
 impl Encode for Payload {
     fn encode_to(&self, writer: &mut Writer) {
+        self.kind().encode_to(writer);
         match self {
-            Payload::AddMember { public_key, admin } => {
-                writer.u8(Self::ADD_MEMBER);
-                writer.public_key(public_key);
-                writer.bool(*admin);
-            }
             Payload::Anchor { label, digest } => {
-                writer.u8(Self::ANCHOR);
                 label.encode_to(writer);
                 writer.digest(digest);
             }
+            Payload::EnrolMember { public_key, role, patient_id } => {
+                writer.public_key(public_key);
+                role.encode_to(writer);
+                writer.option(patient_id.as_ref(), |writer, id| id.encode_to(writer));
+            }
+            Payload::RotateKey { old_key, new_key } => {
+                writer.public_key(old_key);
+                writer.public_key(new_key);
+            }
+            Payload::RevokeMember { public_key } => writer.public_key(public_key),
+            Payload::Propose { action } => action.encode_to(writer),
+            Payload::Vote { proposal, approve } => {
+                writer.digest(&proposal.0);
+                writer.bool(*approve);
+            }
+            Payload::ExecuteProposal { proposal } => writer.digest(&proposal.0),
         }
     }
 }
 
 impl Payload {
     fn decode_from(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        match reader.u8("payload tag")? {
-            Self::ADD_MEMBER => Ok(Payload::AddMember {
-                public_key: reader.public_key("member public key")?,
-                admin: reader.bool("admin flag")?,
-            }),
-            Self::ANCHOR => Ok(Payload::Anchor {
+        Ok(match TxKind::decode_from(reader)? {
+            TxKind::Anchor => Payload::Anchor {
                 label: Label::decode_from(reader)?,
                 digest: reader.digest("anchor digest")?,
-            }),
-            tag => Err(DecodeError::UnknownTag { what: "payload", tag }),
-        }
+            },
+            TxKind::EnrolMember => Payload::EnrolMember {
+                public_key: reader.public_key("member public key")?,
+                role: Role::decode_from(reader)?,
+                patient_id: reader.option("patient id", PatientId::decode_from)?,
+            },
+            TxKind::RotateKey => Payload::RotateKey {
+                old_key: reader.public_key("old key")?,
+                new_key: reader.public_key("new key")?,
+            },
+            TxKind::RevokeMember => Payload::RevokeMember { public_key: reader.public_key("revoked key")? },
+            TxKind::Propose => Payload::Propose { action: GovernanceAction::decode_from(reader)? },
+            TxKind::Vote => Payload::Vote {
+                proposal: TxId(reader.digest("proposal")?),
+                approve: reader.bool("approve flag")?,
+            },
+            TxKind::ExecuteProposal => {
+                Payload::ExecuteProposal { proposal: TxId(reader.digest("proposal")?) }
+            }
+        })
     }
 }
 

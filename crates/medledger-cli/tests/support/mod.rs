@@ -116,14 +116,19 @@ impl DevNode {
         Self { process, url, data_dir }
     }
 
-    /// Path of a demo key file.
-    pub fn key_path(&self, name: &str) -> PathBuf {
-        self.data_dir.path().join("keys").join(format!("{name}.pem"))
+    /// Path of a demo member's key file: `keys/<organisation>/<member>.pem`.
+    pub fn key_path(&self, org: &str, member: &str) -> PathBuf {
+        self.data_dir.path().join("keys").join(org).join(format!("{member}.pem"))
     }
 
-    /// A demo key.
-    pub fn key(&self, name: &str) -> SigningKey {
-        SigningKey::load(&self.key_path(name)).expect("demo key")
+    /// A demo member's key.
+    pub fn key(&self, org: &str, member: &str) -> SigningKey {
+        SigningKey::load(&self.key_path(org, member)).expect("demo key")
+    }
+
+    /// A demo key file path as a string.
+    pub fn key_arg(&self, org: &str, member: &str) -> String {
+        path_str(&self.key_path(org, member)).to_owned()
     }
 
     /// Data directory path as a string.
@@ -208,4 +213,9 @@ pub fn ledger_fingerprint(url: &str) -> (u64, String, u64) {
 /// A path as `&str`.
 pub fn path_str(path: &Path) -> &str {
     path.to_str().expect("utf-8 path")
+}
+
+/// Sends a request built by the test.
+pub fn send(request: ureq::http::Request<Vec<u8>>) -> Reply {
+    reply(agent().run(request))
 }

@@ -1,100 +1,33 @@
 //! Transaction execution: what each transaction kind does to the state.
+//!
+//! Every transaction first passes the signer checks (registered, active key, active
+//! organisation, right chain, right nonce), which consume nothing when they fail. Then its
+//! nonce is consumed, the [authorization table](crate::authorization) is asked, and the
+//! payload runs; a payload that breaks a rule changes nothing but the nonce.
+
+mod governance;
+mod members;
+
+pub use governance::passes as passes_governance;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use medledger_crypto::{Digest, PublicKey};
 use medledger_types::{
-    ChainId, Decode, DecodeError, Encode, Label, Outcome, Payload, Reader, Receipt, RejectReason,
-    Transaction, Writer,
+    ChainId, Decode, Encode, Label, Outcome, Payload, Receipt, RejectReason, Transaction, TxId,
 };
 
+use crate::authorization::may_submit;
+use crate::records::{Account, AnchorRecord, MemberStatus, Organization, Registry, ValidatorSchedule, keys};
 use crate::state::{State, WriteSet};
-
-/// State keys. Each kind of entry has its own prefix so keys of different kinds never collide.
-pub mod keys {
-    use medledger_crypto::PublicKey;
-    use medledger_types::Label;
-
-    /// Prefix of member accounts.
-    pub const ACCOUNT_PREFIX: &[u8] = b"account/";
-    /// Prefix of anchors.
-    pub const ANCHOR_PREFIX: &[u8] = b"anchor/";
-
-    /// The key of a member's account.
-    #[must_use]
-    pub fn account(public_key: &PublicKey) -> Vec<u8> {
-        [ACCOUNT_PREFIX, public_key.as_bytes()].concat()
-    }
-
-    /// The key of an anchor.
-    #[must_use]
-    pub fn anchor(label: &Label) -> Vec<u8> {
-        [ANCHOR_PREFIX, label.as_str().as_bytes()].concat()
-    }
-}
-
-/// A registered member key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Account {
-    /// The nonce the member's next transaction must carry.
-    pub next_nonce: u64,
-    /// Whether the member may enrol others.
-    pub admin: bool,
-}
-
-impl Encode for Account {
-    fn encode_to(&self, writer: &mut Writer) {
-        writer.u64(self.next_nonce);
-        writer.bool(self.admin);
-    }
-}
-
-impl Decode for Account {
-    const NAME: &'static str = "account";
-    const MAX_ENCODED_BYTES: usize = 9;
-
-    fn decode_from(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(Self { next_nonce: reader.u64("next nonce")?, admin: reader.bool("admin flag")? })
-    }
-}
-
-/// A digest anchored under a label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AnchorRecord {
-    /// The anchored SHA-256 digest.
-    pub digest: Digest,
-    /// Who anchored it.
-    pub signer: PublicKey,
-    /// The block that anchored it.
-    pub height: u64,
-}
-
-impl Encode for AnchorRecord {
-    fn encode_to(&self, writer: &mut Writer) {
-        writer.digest(&self.digest);
-        writer.public_key(&self.signer);
-        writer.u64(self.height);
-    }
-}
-
-impl Decode for AnchorRecord {
-    const NAME: &'static str = "anchor record";
-    const MAX_ENCODED_BYTES: usize = 32 + 32 + 8;
-
-    fn decode_from(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(Self {
-            digest: reader.digest("anchor digest")?,
-            signer: reader.public_key("anchor signer")?,
-            height: reader.u64("anchor height")?,
-        })
-    }
-}
 
 /// Reads through pending writes to the base state.
 struct Overlay<'a> {
     base: &'a State,
     writes: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// The registry as of the pending writes, decoded once per block rather than per signer.
+    registry: Registry,
 }
 
 impl Overlay<'_> {
@@ -109,9 +42,26 @@ impl Overlay<'_> {
         self.get(key).is_some()
     }
 
+    /// The value under `key`, which `execute` wrote canonically.
+    fn read<T: Decode>(&self, key: &[u8]) -> Option<T> {
+        let bytes = self.get(key)?;
+        Some(
+            T::decode(&bytes)
+                .unwrap_or_else(|error| panic!("state entry of kind {} is corrupt: {error}", T::NAME)),
+        )
+    }
+
     fn account(&self, public_key: &PublicKey) -> Option<Account> {
-        let bytes = self.get(&keys::account(public_key))?;
-        Some(Account::decode(&bytes).expect("accounts in state are written canonically by execute"))
+        self.read(&keys::account(public_key))
+    }
+
+    fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    fn set_registry(&mut self, registry: Registry) {
+        self.put(keys::ORGANIZATIONS.to_vec(), &registry);
+        self.registry = registry;
     }
 
     fn put(&mut self, key: Vec<u8>, value: &impl Encode) {
@@ -126,6 +76,18 @@ pub struct ExecutionContext<'a> {
     pub chain_id: &'a ChainId,
     /// Height of the block being executed.
     pub height: u64,
+    /// The block's timestamp, which is the only clock the state machine knows.
+    pub time_ms: u64,
+}
+
+/// What a payload sees: the state so far, the block, and the verified signer.
+struct Call<'o, 'b, 'c> {
+    overlay: &'o mut Overlay<'b>,
+    context: &'c ExecutionContext<'c>,
+    tx_id: TxId,
+    signer_key: PublicKey,
+    signer: Account,
+    organization: Organization,
 }
 
 /// Executes `transactions` in order against `state`, returning one receipt per transaction
@@ -136,10 +98,18 @@ pub fn execute<'t>(
     context: &ExecutionContext<'_>,
     transactions: impl IntoIterator<Item = &'t Transaction>,
 ) -> (Vec<Receipt>, WriteSet) {
-    let mut overlay = Overlay { base: state, writes: BTreeMap::new() };
+    let registry = state
+        .get(keys::ORGANIZATIONS)
+        .map(|bytes| Registry::decode(bytes).expect("the registry in state is canonical"))
+        .expect("the registry is written at genesis");
+    let mut overlay = Overlay { base: state, writes: BTreeMap::new(), registry };
+    promote_validators(&mut overlay, context.height);
     let receipts = transactions
         .into_iter()
-        .map(|tx| Receipt { tx_id: tx.id(), outcome: execute_one(&mut overlay, context, tx) })
+        .map(|tx| {
+            let tx_id = tx.id();
+            Receipt { tx_id, outcome: execute_one(&mut overlay, context, tx_id, tx) }
+        })
         .collect();
     let mut write_set = WriteSet::default();
     for (key, value) in overlay.writes {
@@ -148,15 +118,31 @@ pub fn execute<'t>(
     (receipts, write_set)
 }
 
-fn execute_one(overlay: &mut Overlay<'_>, context: &ExecutionContext<'_>, tx: &Transaction) -> Outcome {
+/// A scheduled validator set becomes the current one at its height.
+fn promote_validators(overlay: &mut Overlay<'_>, height: u64) {
+    let mut schedule: ValidatorSchedule = overlay.read(keys::VALIDATORS).expect("written at genesis");
+    if let Some((from_height, next)) = schedule.next.take_if(|(from_height, _)| *from_height <= height) {
+        debug_assert_eq!(from_height, height, "a scheduled set is promoted at exactly its height");
+        schedule.current = next;
+        overlay.put(keys::VALIDATORS.to_vec(), &schedule);
+    }
+}
+
+fn execute_one(
+    overlay: &mut Overlay<'_>,
+    context: &ExecutionContext<'_>,
+    tx_id: TxId,
+    tx: &Transaction,
+) -> Outcome {
     let body = &tx.body;
     if &body.chain_id != context.chain_id {
         return Outcome::Rejected(RejectReason::WrongChain);
     }
-    let Some(mut account) = overlay.account(&body.signer) else {
-        return Outcome::Rejected(RejectReason::UnknownSigner);
+    let (mut signer, organization) = match active_signer(overlay, &body.signer) {
+        Ok(found) => found,
+        Err(reason) => return Outcome::Rejected(reason),
     };
-    let expected = account.next_nonce;
+    let expected = signer.next_nonce;
     if body.nonce < expected {
         return Outcome::Rejected(RejectReason::NonceReplayed { expected });
     }
@@ -165,37 +151,57 @@ fn execute_one(overlay: &mut Overlay<'_>, context: &ExecutionContext<'_>, tx: &T
     }
     // From here on the nonce is consumed whatever the payload's outcome, so the same signed
     // transaction can never execute twice.
-    account.next_nonce = expected.checked_add(1).expect("a signer cannot sign 2^64 transactions");
-    overlay.put(keys::account(&body.signer), &account);
-    match &body.payload {
-        Payload::AddMember { public_key, admin } => add_member(overlay, &account, public_key, *admin),
-        Payload::Anchor { label, digest } => anchor(overlay, context, &body.signer, label, digest),
-    }
-}
-
-fn add_member(overlay: &mut Overlay<'_>, signer: &Account, public_key: &PublicKey, admin: bool) -> Outcome {
-    if !signer.admin {
+    signer.next_nonce = expected.checked_add(1).expect("a signer cannot sign 2^64 transactions");
+    overlay.put(keys::account(&body.signer), &signer);
+    if !may_submit(organization.kind, signer.role, body.payload.kind()) {
         return Outcome::Rejected(RejectReason::NotAuthorized);
     }
-    let key = keys::account(public_key);
-    if overlay.contains(&key) {
-        return Outcome::Rejected(RejectReason::MemberExists);
+    let mut call = Call { overlay, context, tx_id, signer_key: body.signer, signer, organization };
+    let result = match &body.payload {
+        Payload::Anchor { label, digest } => anchor(&mut call, label, digest),
+        Payload::EnrolMember { public_key, role, patient_id } => {
+            members::enrol(&mut call, public_key, *role, *patient_id)
+        }
+        Payload::RotateKey { old_key, new_key } => members::rotate(&mut call, old_key, new_key),
+        Payload::RevokeMember { public_key } => members::revoke(&mut call, public_key),
+        Payload::Propose { action } => governance::propose(&mut call, action),
+        Payload::Vote { proposal, approve } => governance::vote(&mut call, proposal, *approve),
+        Payload::ExecuteProposal { proposal } => governance::execute_proposal(&mut call, proposal),
+    };
+    match result {
+        Ok(()) => Outcome::Applied,
+        Err(reason) => Outcome::Rejected(reason),
     }
-    overlay.put(key, &Account { next_nonce: 0, admin });
-    Outcome::Applied
 }
 
-fn anchor(
-    overlay: &mut Overlay<'_>,
-    context: &ExecutionContext<'_>,
-    signer: &PublicKey,
-    label: &Label,
-    digest: &Digest,
-) -> Outcome {
-    let key = keys::anchor(label);
-    if overlay.contains(&key) {
-        return Outcome::Rejected(RejectReason::AnchorExists);
+/// The signer's account and organisation, if the key may sign at all.
+fn active_signer(overlay: &Overlay<'_>, key: &PublicKey) -> Result<(Account, Organization), RejectReason> {
+    let account = overlay.account(key).ok_or(RejectReason::UnknownSigner)?;
+    match account.status {
+        MemberStatus::Active => {}
+        MemberStatus::Revoked { .. } => return Err(RejectReason::KeyRevoked),
+        MemberStatus::Rotated { .. } => return Err(RejectReason::KeyRotated),
     }
-    overlay.put(key, &AnchorRecord { digest: *digest, signer: *signer, height: context.height });
-    Outcome::Applied
+    let organization = overlay
+        .registry()
+        .get(&account.organization)
+        .cloned()
+        .expect("every member's organisation is registered");
+    if !organization.active {
+        return Err(RejectReason::OrganizationSuspended);
+    }
+    Ok((account, organization))
+}
+
+/// A payload's result: the reason it changed nothing, if it did not apply.
+type PayloadResult = Result<(), RejectReason>;
+
+fn anchor(call: &mut Call<'_, '_, '_>, label: &Label, digest: &Digest) -> PayloadResult {
+    let key = keys::anchor(label);
+    if call.overlay.contains(&key) {
+        return Err(RejectReason::AnchorExists);
+    }
+    let record = AnchorRecord { digest: *digest, signer: call.signer_key, height: call.context.height };
+    call.overlay.put(key, &record);
+    Ok(())
 }
