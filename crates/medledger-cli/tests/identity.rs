@@ -43,6 +43,28 @@ fn new_key(node: &DevNode, name: &str) -> (String, String) {
     (path_str(&path).to_owned(), String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }
 
+/// St Mary's administrator proposes admitting clinic `id` with one administrator key.
+fn propose_admit(node: &DevNode, id: &str, administrator: &str) -> Value {
+    let key = node.key_arg("st-mary-hospital", "admin");
+    cli_json(
+        node,
+        &[
+            "org",
+            "propose",
+            "--key",
+            &key,
+            "--wait",
+            "admit",
+            "--id",
+            id,
+            "--kind",
+            "clinic",
+            "--admin",
+            administrator,
+        ],
+    )
+}
+
 fn org_list(node: &DevNode) -> Value {
     cli_json(node, &["org", "list"])
 }
@@ -64,23 +86,7 @@ fn governance_admits_an_organisation_only_with_more_than_two_thirds_of_the_admin
     let admin = |org: &str| node.key_arg(org, "admin");
     let (_, bayview_admin) = new_key(&node, "bayview-admin");
 
-    let proposal = cli_json(
-        &node,
-        &[
-            "org",
-            "propose",
-            "--key",
-            &admin("st-mary-hospital"),
-            "--wait",
-            "admit",
-            "--id",
-            "bayview-clinic",
-            "--kind",
-            "clinic",
-            "--admin",
-            &bayview_admin,
-        ],
-    );
+    let proposal = propose_admit(&node, "bayview-clinic", &bayview_admin);
     assert_eq!(outcome(&proposal), "applied");
     let id = proposal["tx_id"].as_str().expect("the proposal id is its transaction id").to_owned();
     let vote = |org: &str, member: &str| {
@@ -118,23 +124,7 @@ fn governance_admits_an_organisation_only_with_more_than_two_thirds_of_the_admin
 
     // Admitting it twice, or acting on an organisation that does not exist, is refused at once.
     let after = org_list(&node);
-    let twice = cli_json(
-        &node,
-        &[
-            "org",
-            "propose",
-            "--key",
-            &admin("st-mary-hospital"),
-            "--wait",
-            "admit",
-            "--id",
-            "bayview-clinic",
-            "--kind",
-            "clinic",
-            "--admin",
-            &new_key(&node, "other-admin").1,
-        ],
-    );
+    let twice = propose_admit(&node, "bayview-clinic", &new_key(&node, "other-admin").1);
     assert_eq!(outcome(&twice), "organization_exists");
     let unknown = cli_json(
         &node,

@@ -141,17 +141,22 @@ fn a_node_whose_key_is_not_a_validator_refuses_to_start() {
     assert!(Node::new(store, chain, member, NodeConfig::default()).is_err());
 }
 
+/// The administrator's transaction revoking `member`.
+fn revoke(administrator: &SigningKey, nonce: u64, member: &SigningKey) -> Transaction {
+    TxBody {
+        chain_id: ChainId::new("node-test").expect("chain id"),
+        signer: administrator.public_key(),
+        nonce,
+        payload: Payload::RevokeMember { public_key: member.public_key() },
+    }
+    .sign(administrator)
+}
+
 #[test]
 fn a_revoked_key_loses_its_pending_transactions_and_cannot_submit_more() {
     let fixture = fixture(NodeConfig::default());
     let revoked = &fixture.members[0];
-    let revocation = TxBody {
-        chain_id: ChainId::new("node-test").expect("chain id"),
-        signer: fixture.administrator.public_key(),
-        nonce: 0,
-        payload: Payload::RevokeMember { public_key: revoked.public_key() },
-    }
-    .sign(&fixture.administrator);
+    let revocation = revoke(&fixture.administrator, 0, revoked);
     fixture.node.submit(revocation).expect("admitted");
     fixture.node.produce_block().expect("store works");
     assert!(matches!(
@@ -168,13 +173,7 @@ fn pending_transactions_of_a_key_revoked_in_a_block_are_dropped() {
     for nonce in 0..3 {
         fixture.node.submit(anchor(revoked, nonce, &format!("queued/{nonce}"))).expect("admitted");
     }
-    let revocation = TxBody {
-        chain_id: ChainId::new("node-test").expect("chain id"),
-        signer: fixture.administrator.public_key(),
-        nonce: 0,
-        payload: Payload::RevokeMember { public_key: revoked.public_key() },
-    }
-    .sign(&fixture.administrator);
+    let revocation = revoke(&fixture.administrator, 0, revoked);
     fixture.node.submit(revocation).expect("admitted");
     let committed = fixture.node.produce_block().expect("store works").expect("a block");
     assert_eq!(committed.receipts.len(), 4);
