@@ -19,6 +19,10 @@ pub struct NodeFile {
     pub listen: SocketAddr,
     /// The node's validator key (PKCS#8 PEM, mode 0600).
     pub key_file: PathBuf,
+    /// Address the validator listens on for its peers; by default the address the registry
+    /// holds for this node key (set this when that address is not local, e.g. behind NAT).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p2p_listen: Option<SocketAddr>,
     /// The hash of the chain's genesis: the node refuses to start on a store holding any
     /// other chain. Every node of a chain has the same one.
     #[serde(default, skip_serializing_if = "Option::is_none")]

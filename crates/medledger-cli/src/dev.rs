@@ -1,7 +1,9 @@
-//! `medledger dev`: a working single-node chain with demo identities and transactions.
+//! `medledger dev`: a working chain with demo identities and transactions: one node, or with
+//! `--nodes N` a local network of N validators running consensus on loopback.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::Args;
@@ -16,7 +18,7 @@ use medledger_types::{
 use crate::config::NodeFile;
 use crate::init::{Layout, generate_key};
 use crate::member::random_patient_id;
-use crate::run::{bind, local_addr, open_node, serve};
+use crate::run::{Sequencer, bind, local_addr, open_node, serve_all};
 use crate::{Cli, CliError, DEFAULT_LISTEN};
 
 /// Chain id of dev chains.
@@ -81,12 +83,68 @@ const DEMO_CANDIDATE: &str = "harbor-clinic";
 
 #[derive(Debug, Args)]
 pub struct DevArgs {
-    /// API address.
+    /// API address of the first node; node i listens on the next port after node i-1.
     #[arg(long, default_value = DEFAULT_LISTEN)]
     listen: SocketAddr,
+    /// Validators to run: 1 (a single node) or up to one per demo organisation, each with its
+    /// own data directory, API port and p2p port, agreeing on blocks with Simplex BFT.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=MAX_DEV_NODES))]
+    nodes: u16,
+    /// First p2p port (node i uses this plus i); by default the API port plus 1000.
+    #[arg(long)]
+    p2p_port: Option<u16>,
     /// Block interval in milliseconds.
     #[arg(long, default_value_t = NodeConfig::default().block_interval_ms)]
     block_interval_ms: u64,
+}
+
+/// One validator per demo organisation at most.
+const MAX_DEV_NODES: i64 = 8;
+
+/// How long the demo waits for each of its steps to become final on a multi-node network.
+const DEMO_STEP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Where each dev node lives and listens.
+struct DevNode {
+    org: &'static str,
+    data_dir: PathBuf,
+    layout: Layout,
+    api: SocketAddr,
+    p2p: SocketAddr,
+}
+
+fn dev_nodes(data_dir: &Path, args: &DevArgs) -> Result<Vec<DevNode>, CliError> {
+    let count = usize::from(args.nodes);
+    if count > 1 && args.listen.port() == 0 {
+        return Err(CliError::Usage(
+            "--nodes needs a fixed --listen port: the nodes take consecutive ports".into(),
+        ));
+    }
+    let p2p_base = match args.p2p_port {
+        Some(port) => port,
+        None => {
+            args.listen.port().checked_add(1000).ok_or_else(|| CliError::Usage("choose --p2p-port".into()))?
+        }
+    };
+    (0..count)
+        .map(|index| {
+            let offset = u16::try_from(index).expect("at most eight nodes");
+            let port = |base: u16| {
+                base.checked_add(offset)
+                    .ok_or_else(|| CliError::Usage(format!("port {base} + {offset} overflows")))
+            };
+            let api_port = if count == 1 { args.listen.port() } else { port(args.listen.port())? };
+            let node_dir =
+                if index == 0 { data_dir.to_owned() } else { data_dir.join(format!("node-{index}")) };
+            Ok(DevNode {
+                org: DEMO_ORGS[index].id,
+                layout: Layout::of(&node_dir),
+                data_dir: node_dir,
+                api: SocketAddr::new(args.listen.ip(), api_port),
+                p2p: SocketAddr::new(args.listen.ip(), port(p2p_base)?),
+            })
+        })
+        .collect()
 }
 
 /// Milliseconds since the Unix epoch.
@@ -112,18 +170,65 @@ pub fn run(cli: &Cli, args: &DevArgs) -> Result<(), CliError> {
         (None, None) => unreachable!("a temporary directory exists when no --data-dir is given"),
     };
     let layout = Layout::of(&data_dir);
+    let dev_nodes = dev_nodes(&data_dir, args)?;
     let fresh = !medledger_store::database_path(&data_dir).exists();
     if fresh {
-        create_demo_chain(&data_dir, &layout, args.listen)?;
+        create_demo_chain(&layout, &dev_nodes)?;
     }
     let config = NodeConfig { block_interval_ms: args.block_interval_ms, ..NodeConfig::default() };
-    let node = open_node(&data_dir, SigningKey::load(&layout.node_key)?, config, None)?;
-    if fresh {
-        load_demo_transactions(&node, &layout)?;
+    let mut nodes = Vec::with_capacity(dev_nodes.len());
+    for dev_node in &dev_nodes {
+        let key = SigningKey::load(&dev_node.layout.node_key)?;
+        let node = open_node(&dev_node.data_dir, SigningKey::from_seed(&key.seed()), config, None)?;
+        if node.status().validators.len() != dev_nodes.len() {
+            return Err(CliError::Usage(format!(
+                "{} holds a chain of {} validators; run it with --nodes {}",
+                data_dir.display(),
+                node.status().validators.len(),
+                node.status().validators.len()
+            )));
+        }
+        nodes.push((node, key));
     }
-    let listener = bind(args.listen)?;
-    print_banner(&node, &data_dir, &layout, local_addr(&listener)?, temporary.is_some());
-    serve(&node, listener)
+    let first = Arc::clone(&nodes[0].0);
+    let mut running = Vec::with_capacity(nodes.len());
+    if dev_nodes.len() == 1 {
+        if fresh {
+            load_demo_transactions(&first, &layout, &|node| {
+                node.produce_block().map(drop).map_err(CliError::from)
+            })?;
+        }
+        let (node, key) = nodes.pop().expect("one node");
+        running.push((node, key, None));
+    } else {
+        for ((node, key), dev_node) in nodes.into_iter().zip(&dev_nodes) {
+            running.push((node, key, Some(dev_node.p2p)));
+        }
+    }
+    let mut served = Vec::with_capacity(running.len());
+    for ((node, key, p2p), dev_node) in running.into_iter().zip(&dev_nodes) {
+        let sequencer = Sequencer::start(&node, &key, &dev_node.data_dir, p2p)?;
+        served.push((node, bind(dev_node.api)?, sequencer));
+    }
+    if fresh && dev_nodes.len() > 1 {
+        load_demo_transactions(&first, &layout, &wait_until_final)?;
+    }
+    let addresses: Vec<SocketAddr> =
+        served.iter().map(|(_, listener, _)| local_addr(listener)).collect::<Result<_, _>>()?;
+    print_banner(&first, &data_dir, &layout, &addresses, &dev_nodes, temporary.is_some());
+    serve_all(served)
+}
+
+/// Waits until everything pending on `node` is in a final block.
+fn wait_until_final(node: &Node) -> Result<(), CliError> {
+    let deadline = std::time::Instant::now() + DEMO_STEP_TIMEOUT;
+    while node.pending_count() > 0 {
+        if std::time::Instant::now() > deadline {
+            return Err(CliError::Remote("the dev network did not finalize the demo transactions".into()));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Ok(())
 }
 
 fn key_path(layout: &Layout, org: &str, stem: &str) -> PathBuf {
@@ -134,11 +239,15 @@ fn load_key(layout: &Layout, org: &str, stem: &str) -> Result<SigningKey, CliErr
     Ok(SigningKey::load(&key_path(layout, org, stem))?)
 }
 
-fn create_demo_chain(data_dir: &Path, layout: &Layout, listen: SocketAddr) -> Result<(), CliError> {
-    std::fs::create_dir_all(&layout.keys_dir).map_err(CliError::io(&layout.keys_dir))?;
-    let node_key = generate_key(&layout.node_key)?;
+fn create_demo_chain(layout: &Layout, dev_nodes: &[DevNode]) -> Result<(), CliError> {
+    let mut node_keys = Vec::with_capacity(dev_nodes.len());
+    for dev_node in dev_nodes {
+        std::fs::create_dir_all(&dev_node.layout.keys_dir)
+            .map_err(CliError::io(&dev_node.layout.keys_dir))?;
+        node_keys.push(generate_key(&dev_node.layout.node_key)?);
+    }
     let mut organizations = Vec::new();
-    for org in DEMO_ORGS {
+    for (index, org) in DEMO_ORGS.iter().enumerate() {
         let org_dir = layout.keys_dir.join(org.id);
         std::fs::create_dir_all(&org_dir).map_err(CliError::io(&org_dir))?;
         let admin = generate_key(&key_path(layout, org.id, "admin"))?;
@@ -148,9 +257,10 @@ fn create_demo_chain(data_dir: &Path, layout: &Layout, listen: SocketAddr) -> Re
         organizations.push(GenesisOrganization {
             id: OrgId::new(org.id).expect("demo organisation ids are valid"),
             kind: org.kind,
-            node: (organizations.is_empty()).then(|| NodeIdentity {
-                public_key: node_key.public_key(),
-                address: NodeAddress::new("127.0.0.1:9080").expect("a valid address"),
+            node: dev_nodes.get(index).map(|dev_node| NodeIdentity {
+                public_key: node_keys[index].public_key(),
+                address: NodeAddress::new(dev_node.p2p.to_string())
+                    .expect("a socket address is a valid address"),
             }),
             members: vec![GenesisMember {
                 public_key: admin.public_key(),
@@ -168,18 +278,23 @@ fn create_demo_chain(data_dir: &Path, layout: &Layout, listen: SocketAddr) -> Re
         parameters: Parameters::default(),
         organizations,
     };
-    std::fs::write(&layout.genesis, genesis.to_json()).map_err(CliError::io(&layout.genesis))?;
-    Store::create(data_dir, &genesis)?;
-    NodeFile {
-        data_dir: PathBuf::from("."),
-        listen,
-        key_file: PathBuf::from("keys/node.pem"),
-        genesis_hash: Some(genesis.hash()),
-        block_interval_ms: NodeConfig::default().block_interval_ms,
-        max_block_txs: NodeConfig::default().max_block_txs,
-        mempool_max_txs: NodeConfig::default().mempool_max_txs,
+    for dev_node in dev_nodes {
+        std::fs::write(&dev_node.layout.genesis, genesis.to_json())
+            .map_err(CliError::io(&dev_node.layout.genesis))?;
+        Store::create(&dev_node.data_dir, &genesis)?;
+        NodeFile {
+            data_dir: PathBuf::from("."),
+            listen: dev_node.api,
+            key_file: PathBuf::from("keys/node.pem"),
+            p2p_listen: None,
+            genesis_hash: Some(genesis.hash()),
+            block_interval_ms: NodeConfig::default().block_interval_ms,
+            max_block_txs: NodeConfig::default().max_block_txs,
+            mempool_max_txs: NodeConfig::default().mempool_max_txs,
+        }
+        .save(&dev_node.layout.config)?;
     }
-    .save(&layout.config)
+    Ok(())
 }
 
 /// Signs demo transactions, keeping each key's nonce.
@@ -203,7 +318,12 @@ impl DemoSigner<'_> {
 /// members; clinicians anchor documents (and a pharmacist tries something it may not do) while
 /// St Mary's proposes admitting a clinic; five more organisations approve; St Mary's executes
 /// the proposal and the clinic is in.
-fn load_demo_transactions(node: &Node, layout: &Layout) -> Result<(), CliError> {
+/// `settle` makes everything submitted so far final before the next step.
+fn load_demo_transactions(
+    node: &Node,
+    layout: &Layout,
+    settle: &dyn Fn(&Node) -> Result<(), CliError>,
+) -> Result<(), CliError> {
     let mut signer = DemoSigner {
         node,
         chain_id: ChainId::new(DEV_CHAIN_ID).expect("the dev chain id is valid"),
@@ -222,7 +342,7 @@ fn load_demo_transactions(node: &Node, layout: &Layout) -> Result<(), CliError> 
             node.store().set_display_name(&member.public_key(), *display_name)?;
         }
     }
-    node.produce_block()?;
+    settle(node)?;
     let anchors = [
         ("st-mary-hospital", "dr-ana-ruiz", "discharge-summary/2026/000101", "demo discharge summary"),
         ("northside-lab", "tech-lee-park", "lab-report/2026/004217", "demo lab report"),
@@ -252,33 +372,55 @@ fn load_demo_transactions(node: &Node, layout: &Layout) -> Result<(), CliError> 
         }),
     };
     let proposal = signer.submit(&st_mary_admin, Payload::Propose { action })?;
-    node.produce_block()?;
+    settle(node)?;
     for org in &DEMO_ORGS[1..6] {
         signer.submit(&load_key(layout, org.id, "admin")?, Payload::Vote { proposal, approve: true })?;
     }
-    node.produce_block()?;
+    settle(node)?;
     signer.submit(&st_mary_admin, Payload::ExecuteProposal { proposal })?;
-    node.produce_block()?;
+    settle(node)?;
     Ok(())
 }
 
-fn print_banner(node: &Node, data_dir: &Path, layout: &Layout, address: SocketAddr, temporary: bool) {
+fn print_banner(
+    node: &Node,
+    data_dir: &Path,
+    layout: &Layout,
+    addresses: &[SocketAddr],
+    dev_nodes: &[DevNode],
+    temporary: bool,
+) {
     let status = node.status();
-    let url = format!("http://{address}");
+    let url = format!("http://{}", addresses[0]);
     let keys = layout.keys_dir.display();
     println!("MedLedger dev chain '{}' is running (height {}).", status.chain_id, status.height);
+    if dev_nodes.len() > 1 {
+        println!(
+            "{} validators agree on every block with Simplex BFT (tolerates {} faulty):",
+            dev_nodes.len(),
+            (dev_nodes.len() - 1) / 3
+        );
+        for (dev_node, address) in dev_nodes.iter().zip(addresses) {
+            println!(
+                "  {:<28} API http://{address}  p2p {}  data {}",
+                dev_node.org,
+                dev_node.p2p,
+                dev_node.data_dir.display()
+            );
+        }
+    }
     println!("MedLedger node listening on {url}");
     let lifetime = if temporary { " (temporary: deleted when you stop)" } else { "" };
     println!("  data dir  {}{lifetime}", data_dir.display());
     println!();
     println!("Demo consortium (key files under {keys}/):");
-    for org in DEMO_ORGS {
+    for (index, org) in DEMO_ORGS.iter().enumerate() {
         let members: Vec<String> =
             org.members.iter().map(|(stem, role, _)| format!("{stem}.pem ({role})")).collect();
-        let node_note = if std::ptr::eq(org, &DEMO_ORGS[0]) { ", runs this node" } else { "" };
+        let node_note = if index < dev_nodes.len() { ", runs a validator" } else { "" };
         println!("  {:<28} {:<16} admin.pem{}{node_note}", org.id, org.kind.as_str(), prefixed(&members));
     }
-    println!("  {DEMO_CANDIDATE:<28} {:<16} admin.pem (admitted by governance in block 4)", "clinic");
+    println!("  {DEMO_CANDIDATE:<28} {:<16} admin.pem (admitted by governance in the demo)", "clinic");
     println!();
     println!("Try:");
     println!("  curl -s {url}/v1/status");

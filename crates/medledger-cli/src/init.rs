@@ -127,6 +127,7 @@ pub fn run(cli: &Cli, args: &InitArgs) -> Result<(), CliError> {
         data_dir: PathBuf::from("."),
         listen: args.listen,
         key_file,
+        p2p_listen: None,
         genesis_hash: Some(genesis.hash()),
         block_interval_ms: medledger_node::NodeConfig::default().block_interval_ms,
         max_block_txs: medledger_node::NodeConfig::default().max_block_txs,

@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
 use clap::Args;
+use medledger_consensus::Timing;
+use medledger_consensus::network::{Service, Settings};
 use medledger_crypto::{Digest, SigningKey};
 use medledger_node::{Node, NodeConfig};
 use medledger_store::{Store, StoreError};
@@ -27,11 +29,18 @@ pub struct NodeArgs {
 pub fn run(args: &NodeArgs) -> Result<(), CliError> {
     let file = NodeFile::load(&args.config)?;
     let key = SigningKey::load(&file.key_file)?;
-    let node = open_node(&file.data_dir, key, file.node_config(), file.genesis_hash.as_ref())?;
+    let node = open_node(
+        &file.data_dir,
+        SigningKey::from_seed(&key.seed()),
+        file.node_config(),
+        file.genesis_hash.as_ref(),
+    )?;
     let listener = bind(args.listen.unwrap_or(file.listen))?;
-    println!("MedLedger node for chain '{}', genesis {}", node.status().chain_id, node.status().genesis_hash);
+    let status = node.status();
+    println!("MedLedger node for chain '{}', genesis {}", status.chain_id, status.genesis_hash);
+    let sequencer = Sequencer::start(&node, &key, &file.data_dir, file.p2p_listen)?;
     println!("MedLedger node listening on http://{}", local_addr(&listener)?);
-    serve(&node, listener)
+    serve(&node, listener, sequencer)
 }
 
 /// Opens the store (checking it and, when given, that it holds the chain of this genesis
@@ -124,27 +133,123 @@ impl Producer {
     }
 }
 
-/// Serves the API and produces blocks until Ctrl-C or SIGTERM, or until the producer fails
-/// (a node that cannot commit blocks must not keep accepting transactions).
-pub fn serve(node: &Arc<Node>, listener: TcpListener) -> Result<(), CliError> {
-    let mut producer = Producer::start(node);
-    let producer_exited = producer.exited();
+/// What orders blocks: the node itself when it is the chain's only validator, Simplex
+/// consensus with the other validators otherwise.
+pub enum Sequencer {
+    /// The only validator: a block is final when this node commits it.
+    Solo(Producer),
+    /// One validator of several.
+    Consensus(Service),
+}
+
+impl Sequencer {
+    /// Starts whichever the chain needs.
+    pub fn start(
+        node: &Arc<Node>,
+        key: &SigningKey,
+        data_dir: &std::path::Path,
+        p2p_listen: Option<SocketAddr>,
+    ) -> Result<Self, CliError> {
+        let validators = node.status().validators.len();
+        if validators <= 1 {
+            return Ok(Self::Solo(Producer::start(node)));
+        }
+        let settings = Settings {
+            listen: p2p_listen,
+            storage_dir: data_dir.join("consensus"),
+            timing: Timing::for_block_interval(node.config().block_interval_ms),
+        };
+        let service =
+            Service::start(node, key, settings).map_err(|error| CliError::Config(error.to_string()))?;
+        println!("MedLedger validator: one of {validators}, ordering blocks with Simplex BFT consensus");
+        Ok(Self::Consensus(service))
+    }
+
+    /// Resolves when block ordering stops on its own (a failure).
+    fn exited(&mut self) -> impl Future<Output = ()> + use<> {
+        let producer = match self {
+            Self::Solo(producer) => Some(producer.exited()),
+            Self::Consensus(_) => None,
+        };
+        let watch = match self {
+            Self::Consensus(service) => Some(service.exit_watch()),
+            Self::Solo(_) => None,
+        };
+        async move {
+            match (producer, watch) {
+                (Some(producer), _) => producer.await,
+                (None, Some(watch)) => {
+                    while !watch.has_exited() {
+                        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    }
+                }
+                (None, None) => std::future::pending().await,
+            }
+        }
+    }
+
+    fn stop(self) -> Result<(), CliError> {
+        match self {
+            Self::Solo(producer) => producer.stop(),
+            Self::Consensus(service) => {
+                service.stop();
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Serves the API while `sequencer` orders blocks, until Ctrl-C or SIGTERM, or until block
+/// ordering fails (a node that cannot commit blocks must not keep accepting transactions).
+pub fn serve(node: &Arc<Node>, listener: TcpListener, sequencer: Sequencer) -> Result<(), CliError> {
+    serve_all(vec![(Arc::clone(node), listener, sequencer)])
+}
+
+/// Serves several nodes' APIs in one process (`medledger dev --nodes N`); all stop together.
+pub fn serve_all(nodes: Vec<(Arc<Node>, TcpListener, Sequencer)>) -> Result<(), CliError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|error| CliError::Config(format!("tokio runtime: {error}")))?;
+    let mut sequencers = Vec::with_capacity(nodes.len());
+    let mut exits = Vec::with_capacity(nodes.len());
+    let mut servers = Vec::with_capacity(nodes.len());
+    for (node, listener, mut sequencer) in nodes {
+        exits.push(sequencer.exited());
+        sequencers.push(sequencer);
+        servers.push((node, listener));
+    }
     let served = runtime.block_on(async {
-        let listener = tokio::net::TcpListener::from_std(listener)?;
-        let shutdown = async move {
-            tokio::select! {
-                () = shutdown_signal() => {}
-                () = producer_exited => {}
-            }
+        let (stop_sender, stop) = tokio::sync::watch::channel(false);
+        let mut tasks = tokio::task::JoinSet::new();
+        for (node, listener) in servers {
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            let mut stop = stop.clone();
+            tasks.spawn(medledger_api::serve(node, listener, async move {
+                let _ = stop.wait_for(|stopped| *stopped).await;
+            }));
+        }
+        let any_exit = async move {
+            let mut exits: tokio::task::JoinSet<()> = exits.into_iter().collect();
+            let _ = exits.join_next().await;
         };
-        medledger_api::serve(Arc::clone(node), listener, shutdown).await
+        tokio::select! {
+            () = shutdown_signal() => {}
+            () = any_exit => {}
+        }
+        let _ = stop_sender.send(true);
+        let mut result = Ok(());
+        while let Some(joined) = tasks.join_next().await {
+            if let Ok(Err(error)) = joined {
+                result = Err(error);
+            }
+        }
+        result
     });
     tracing::info!("shutting down");
-    producer.stop()?;
+    for sequencer in sequencers {
+        sequencer.stop()?;
+    }
     served.map_err(|error| CliError::Config(format!("API server: {error}")))
 }
 

@@ -75,6 +75,13 @@ impl SigningKey {
         Self(ed25519_dalek::SigningKey::from_bytes(seed))
     }
 
+    /// The 32-byte secret seed, for handing this key to the consensus engine's signer (a
+    /// different Ed25519 implementation of the same key). Zeroized when dropped.
+    #[must_use]
+    pub fn seed(&self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(self.0.to_bytes())
+    }
+
     /// The public half.
     #[must_use]
     pub fn public_key(&self) -> PublicKey {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use medledger_crypto::PublicKey;
 use medledger_state::VerifiedTx;
-use medledger_types::TxId;
+use medledger_types::{Transaction, TxId};
 
 use crate::node::SubmitError;
 
@@ -144,6 +144,11 @@ impl Mempool {
             self.cursor = last_signer;
         }
         selected
+    }
+
+    /// Up to `max` pending transactions, each signer's in nonce order.
+    pub fn pending(&self, max: usize) -> Vec<Transaction> {
+        self.by_signer.values().flat_map(BTreeMap::values).take(max).map(|tx| tx.tx().clone()).collect()
     }
 
     /// Every signer with pending transactions.

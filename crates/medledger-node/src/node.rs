@@ -1,12 +1,12 @@
 //! The node service.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use medledger_crypto::{Digest, PublicKey, SigningKey};
-use medledger_state::{Account, Chain, Committed, MemberStatus, VerifiedTx};
+use medledger_state::{Account, Chain, Committed, MemberStatus, VerifiedBlock, VerifiedTx};
 use medledger_store::{Store, StoreError, TxLocation};
 use medledger_types::limits::MAX_BLOCK_TXS;
 use medledger_types::{ChainId, OrgId, Outcome, Payload, Receipt, RejectReason, Transaction, TxId};
@@ -155,7 +155,9 @@ pub struct Status {
     pub genesis_hash: Digest,
     /// Height of the last committed block.
     pub height: u64,
-    /// Height of the last final block: with a single validator, every committed block is final.
+    /// Height of the last final block. A node commits only final blocks (with one validator,
+    /// a block is final when built; with several, when consensus finalizes it), so this is
+    /// always `height`.
     pub finalized_height: u64,
     /// Hash of the last block (the genesis hash before block 1).
     pub last_block_hash: Digest,
@@ -167,7 +169,29 @@ pub struct Status {
     pub mempool_size: usize,
     /// This node's validator key.
     pub node_key: PublicKey,
+    /// The validators of the next block.
+    pub validators: Vec<PublicKey>,
+    /// The other validators and what this node last heard from them (empty for a single
+    /// validator, which has no peers).
+    pub peers: Vec<PeerStatus>,
 }
+
+/// Another validator as this node sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerStatus {
+    /// Its node key.
+    pub node_key: PublicKey,
+    /// Its peer-to-peer address from the registry.
+    pub address: String,
+    /// Whether it was heard from recently.
+    pub connected: bool,
+    /// The finalized height it last announced.
+    pub finalized_height: Option<u64>,
+}
+
+/// Most client transactions waiting to be gossiped to the other validators. A full outbox
+/// drops the oldest: they stay in this node's mempool and go into its own proposals.
+const MAX_OUTBOX_TXS: usize = 100_000;
 
 /// Where a transaction stands.
 #[derive(Debug, Clone, Serialize)]
@@ -200,6 +224,10 @@ pub struct Node {
     /// Serialises block production: only one block is built and committed at a time.
     producing: Mutex<()>,
     height: watch::Sender<u64>,
+    /// Client transactions admitted here, for the consensus network to gossip; `None` when
+    /// the node is the only validator.
+    outbox: Mutex<Option<VecDeque<Transaction>>>,
+    peers: RwLock<Vec<PeerStatus>>,
 }
 
 fn now_ms() -> u64 {
@@ -230,6 +258,8 @@ impl Node {
             block_ready: Condvar::new(),
             producing: Mutex::new(()),
             height,
+            outbox: Mutex::new(None),
+            peers: RwLock::new(Vec::new()),
         })
     }
 
@@ -270,7 +300,52 @@ impl Node {
             last_block_time_ms: chain.head().map(|head| head.timestamp_ms),
             mempool_size,
             node_key: self.key.public_key(),
+            validators: chain.validators_at(chain.height() + 1),
+            peers: self.peers.read().expect("peers lock poisoned").clone(),
         })
+    }
+
+    /// Records what the consensus network knows of the other validators.
+    pub fn set_peers(&self, peers: Vec<PeerStatus>) {
+        *self.peers.write().expect("peers lock poisoned") = peers;
+    }
+
+    /// From now on, queue admitted client transactions for [`Node::take_outbox`].
+    pub fn enable_gossip(&self) {
+        self.outbox.lock().expect("outbox lock poisoned").get_or_insert_with(VecDeque::new);
+    }
+
+    /// Up to `max` client transactions admitted since the last call, oldest first.
+    pub fn take_outbox(&self, max: usize) -> Vec<Transaction> {
+        let mut outbox = self.outbox.lock().expect("outbox lock poisoned");
+        let Some(queue) = outbox.as_mut() else {
+            return Vec::new();
+        };
+        let count = max.min(queue.len());
+        queue.drain(..count).collect()
+    }
+
+    /// Admits transactions another validator gossiped (not gossiped on again). Returns how
+    /// many were admitted; the rest were invalid, known, or did not fit.
+    pub fn admit_from_peer(&self, txs: Vec<Transaction>) -> usize {
+        let verified = match VerifiedTx::verify_batch(txs.clone()) {
+            Ok(verified) => verified,
+            Err(_) => txs.into_iter().filter_map(|tx| VerifiedTx::verify(tx).ok()).collect(),
+        };
+        self.admit(verified).iter().filter(|result| result.is_ok()).count()
+    }
+
+    /// Up to `max` pending transactions, for a validator that reconnects and may have
+    /// missed their gossip.
+    #[must_use]
+    pub fn pending(&self, max: usize) -> Vec<Transaction> {
+        self.mempool.lock().expect("mempool lock poisoned").pending(max)
+    }
+
+    /// Transactions in the mempool.
+    #[must_use]
+    pub fn pending_count(&self) -> usize {
+        self.mempool.lock().expect("mempool lock poisoned").len()
     }
 
     /// A member's account, and the next nonce counting its pending transactions.
@@ -313,7 +388,7 @@ impl Node {
     pub fn submit(&self, tx: Transaction) -> Result<TxId, SubmitError> {
         let verified = VerifiedTx::verify(tx).map_err(|_| SubmitError::BadSignature)?;
         let id = verified.id();
-        self.admit(vec![verified]).pop().expect("one result per transaction").map(|()| id)
+        self.admit_from_client(vec![verified]).pop().expect("one result per transaction").map(|()| id)
     }
 
     /// Verifies many transactions with one batch verification (falling back to one by one
@@ -322,10 +397,32 @@ impl Node {
         match VerifiedTx::verify_batch(txs.clone()) {
             Ok(verified) => {
                 let ids: Vec<TxId> = verified.iter().map(VerifiedTx::id).collect();
-                self.admit(verified).into_iter().zip(ids).map(|(result, id)| result.map(|()| id)).collect()
+                self.admit_from_client(verified)
+                    .into_iter()
+                    .zip(ids)
+                    .map(|(result, id)| result.map(|()| id))
+                    .collect()
             }
             Err(_) => txs.into_iter().map(|tx| self.submit(tx)).collect(),
         }
+    }
+
+    fn admit_from_client(&self, txs: Vec<VerifiedTx>) -> Vec<Result<(), SubmitError>> {
+        let mut outbox = self.outbox.lock().expect("outbox lock poisoned");
+        let Some(queue) = outbox.as_mut() else {
+            return self.admit(txs);
+        };
+        let copies: Vec<Transaction> = txs.iter().map(|tx| tx.tx().clone()).collect();
+        let results = self.admit(txs);
+        for (tx, result) in copies.into_iter().zip(&results) {
+            if result.is_ok() {
+                if queue.len() == MAX_OUTBOX_TXS {
+                    queue.pop_front();
+                }
+                queue.push_back(tx);
+            }
+        }
+        results
     }
 
     fn admit(&self, txs: Vec<VerifiedTx>) -> Vec<Result<(), SubmitError>> {
@@ -392,18 +489,48 @@ impl Node {
         let _producing = self.producing.lock().expect("producer lock poisoned");
         let verified = {
             let chain = self.chain.read().expect("chain lock poisoned");
-            let selected = self
-                .mempool
-                .lock()
-                .expect("mempool lock poisoned")
-                .select(self.config.max_block_txs, |signer| active_next_nonce(&chain, signer));
+            let selected = self.select(&chain);
             if selected.is_empty() {
                 return Ok(None);
             }
             chain.build(&selected, now_ms(), &self.key)
         };
+        self.commit_block(verified, None).map(Some)
+    }
+
+    fn select(&self, parent: &Chain) -> Vec<Arc<VerifiedTx>> {
+        self.mempool
+            .lock()
+            .expect("mempool lock poisoned")
+            .select(self.config.max_block_txs, |signer| active_next_nonce(parent, signer))
+    }
+
+    /// Builds and signs a block on `parent` (the head or a block consensus has not finalized
+    /// yet) from pending transactions, empty if none are pending. The mempool keeps them
+    /// until a block holding them is committed.
+    #[must_use]
+    pub fn build_on(&self, parent: &Chain, timestamp_ms: u64) -> VerifiedBlock {
+        parent.build(&self.select(parent), timestamp_ms, &self.key)
+    }
+
+    /// Commits a final block, with the consensus certificate that finalized it, and publishes
+    /// it. It must have been validated or built against the current head.
+    pub fn commit_final(
+        &self,
+        verified: VerifiedBlock,
+        finalization: Option<&[u8]>,
+    ) -> Result<Committed, StoreError> {
+        let _producing = self.producing.lock().expect("producer lock poisoned");
+        self.commit_block(verified, finalization)
+    }
+
+    fn commit_block(
+        &self,
+        verified: VerifiedBlock,
+        finalization: Option<&[u8]>,
+    ) -> Result<Committed, StoreError> {
         // Durable first, visible second: a block is served only once it is on disk.
-        self.store.commit(&verified)?;
+        self.store.commit_final(&verified, finalization)?;
         let committed = {
             let mut chain = self.chain.write().expect("chain lock poisoned");
             let committed = chain.commit(verified);
@@ -418,7 +545,7 @@ impl Node {
             txs = committed.receipts.len(),
             "committed block"
         );
-        Ok(Some(committed))
+        Ok(committed)
     }
 
     /// Produces blocks until `stop` is set: a block whenever a full block is pending, and at

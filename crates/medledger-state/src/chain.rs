@@ -63,6 +63,14 @@ pub enum BlockError {
         /// Position of the repeat.
         index: usize,
     },
+    /// A transaction's nonce is already used: it, or another transaction of its signer with
+    /// that nonce, is in the chain. Refusing the block keeps every transaction id in the chain
+    /// exactly once.
+    #[error("transaction {index} reuses a nonce its signer already used")]
+    ReplayedTransaction {
+        /// Position of the replay.
+        index: usize,
+    },
     /// A transaction signature does not verify.
     #[error("the signature of transaction {index} does not verify")]
     TransactionSignature {
@@ -403,6 +411,9 @@ impl Chain {
         for (index, tx) in block.transactions.iter().enumerate() {
             if !seen.insert(tx.id()) {
                 return Err(BlockError::DuplicateTransaction { index });
+            }
+            if self.account(&tx.body.signer).is_some_and(|account| tx.body.nonce < account.next_nonce) {
+                return Err(BlockError::ReplayedTransaction { index });
             }
         }
         let messages: Vec<Vec<u8>> = block.transactions.iter().map(|tx| tx.body.signing_message()).collect();

@@ -279,6 +279,28 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
+/// What a proposer does before sealing: replays of a transaction in the same block are
+/// duplicates (the first is kept), and a nonce used in an earlier block would make the
+/// whole block invalid (so no transaction is ever in the chain twice), which the replica
+/// must refuse; such replays are left out.
+fn end_block(builder: &World, replica: &Chain, pending: &mut Vec<Transaction>) -> Result<(), TestCaseError> {
+    let mut seen = std::collections::HashSet::new();
+    pending.retain(|tx| seen.insert(tx.id()));
+    let (stale, fresh): (Vec<_>, Vec<_>) = pending.drain(..).partition(|tx| {
+        builder.chain.account(&tx.body.signer).is_some_and(|account| tx.body.nonce < account.next_nonce)
+    });
+    if !stale.is_empty() {
+        let replaying = builder.chain.build(&verified(&stale), 10_000, &builder.proposer);
+        let refused = matches!(
+            replica.validate(replaying.block().clone()),
+            Err(BlockError::ReplayedTransaction { index: 0 })
+        );
+        prop_assert!(refused, "a block replaying a used nonce must be refused");
+    }
+    *pending = fresh;
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(Config { cases: 48, failure_persistence: Some(Box::new(FileFailurePersistence::Off)), ..Config::default() })]
 
@@ -330,15 +352,12 @@ proptest! {
                     planned[signer] += 1;
                 }
                 Step::EndBlock => {
-                    // Replays of transactions in the same block are duplicates; keep the first.
-                    let mut seen = std::collections::HashSet::new();
-                    pending.retain(|tx| seen.insert(tx.id()));
+                    end_block(&builder, &replica, &mut pending)?;
                     flush(&mut builder, &mut replica, &mut pending)?;
                 }
             }
         }
-        let mut seen = std::collections::HashSet::new();
-        pending.retain(|tx| seen.insert(tx.id()));
+        end_block(&builder, &replica, &mut pending)?;
         flush(&mut builder, &mut replica, &mut pending)?;
         for (signer, key) in builder.members.iter().enumerate() {
             prop_assert_eq!(builder.next_nonce(key), Some(planned[signer]));

@@ -45,9 +45,15 @@ pub mod tables {
     pub const STATE: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("state");
     /// Display names of member keys: this node's own directory, never on chain nor replicated.
     pub const DIRECTORY: TableDefinition<'_, [u8; 32], &str> = TableDefinition::new("directory");
+    /// Height → the consensus finalization certificate that made that block final (opaque
+    /// bytes here; the consensus crate encodes and verifies them). Kept to prove finality to
+    /// peers that catch up.
+    pub const FINALIZATIONS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("finalizations");
 }
 
-use tables::{BLOCK_HASHES, BLOCK_HEIGHTS, BLOCKS, DIRECTORY, META, RECEIPTS, STATE, TX_INDEX};
+use tables::{
+    BLOCK_HASHES, BLOCK_HEIGHTS, BLOCKS, DIRECTORY, FINALIZATIONS, META, RECEIPTS, STATE, TX_INDEX,
+};
 
 const META_FORMAT_VERSION: &str = "format_version";
 const META_GENESIS: &str = "genesis";
@@ -167,6 +173,7 @@ impl Store<Database> {
             txn.open_table(BLOCK_HEIGHTS).map_err(db_error)?;
             txn.open_table(TX_INDEX).map_err(db_error)?;
             txn.open_table(DIRECTORY).map_err(db_error)?;
+            txn.open_table(FINALIZATIONS).map_err(db_error)?;
         }
         txn.commit().map_err(db_error)?;
         Ok((Self { db, path }, chain))
@@ -200,6 +207,16 @@ impl Store<Database> {
     /// Persists a verified block, its receipts, index entries and state changes in one
     /// durable transaction.
     pub fn commit(&self, verified: &VerifiedBlock) -> Result<(), StoreError> {
+        self.commit_final(verified, None)
+    }
+
+    /// Like [`Store::commit`], also recording the finalization certificate that proves the
+    /// block final, in the same write transaction.
+    pub fn commit_final(
+        &self,
+        verified: &VerifiedBlock,
+        finalization: Option<&[u8]>,
+    ) -> Result<(), StoreError> {
         let block = verified.block();
         let height = block.header.height;
         let mut txn = self.db.begin_write().map_err(db_error)?;
@@ -227,6 +244,12 @@ impl Store<Database> {
                 if tx_index.get(receipt.tx_id.0.0).map_err(db_error)?.is_none() {
                     tx_index.insert(receipt.tx_id.0.0, (height, index)).map_err(db_error)?;
                 }
+            }
+            if let Some(finalization) = finalization {
+                txn.open_table(FINALIZATIONS)
+                    .map_err(db_error)?
+                    .insert(height, finalization)
+                    .map_err(db_error)?;
             }
             let mut state = txn.open_table(STATE).map_err(db_error)?;
             for (key, value) in verified.write_set().iter() {
@@ -386,6 +409,24 @@ impl<D: ReadableDatabase> Store<D> {
             let (height, index) = location.value();
             TxLocation { height, index }
         }))
+    }
+
+    /// The lowest height at or above `height` that has a stored finalization certificate,
+    /// with the certificate's bytes.
+    pub fn finalization_at_or_above(&self, height: u64) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_error)?;
+        let finalizations = match txn.open_table(FINALIZATIONS) {
+            Ok(table) => table,
+            // A store written by a single-validator node before it joined a network.
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(error) => return Err(db_error(error)),
+        };
+        let mut range = finalizations.range(height..).map_err(db_error)?;
+        Ok(range
+            .next()
+            .transpose()
+            .map_err(db_error)?
+            .map(|(height, bytes)| (height.value(), bytes.value().to_vec())))
     }
 
     /// The display name of a member key in this node's directory.
