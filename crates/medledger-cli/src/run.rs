@@ -188,7 +188,8 @@ impl Sequencer {
         }
     }
 
-    fn stop(self) -> Result<(), CliError> {
+    /// Stops ordering blocks.
+    pub fn stop(self) -> Result<(), CliError> {
         match self {
             Self::Solo(producer) => producer.stop(),
             Self::Consensus(service) => {

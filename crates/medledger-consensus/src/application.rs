@@ -513,7 +513,7 @@ where
         let mut chain = base;
         for hash in path.into_iter().rev() {
             let block = self.unverified.remove(&hash).expect("the walk found it");
-            match chain.validate(block) {
+            match self.node.validate_on(&chain, block) {
                 Ok(verified) => {
                     let mut after = Chain::clone(&chain);
                     after.commit(verified.clone());
@@ -777,7 +777,10 @@ where
         let mut verified_blocks = Vec::with_capacity(blocks.len());
         for block in blocks {
             let hash = block.hash();
-            let verified = chain.validate(block).map_err(|_| "a block does not validate on its parent")?;
+            let verified = self
+                .node
+                .validate_on(&chain, block)
+                .map_err(|_| "a block does not validate on its parent")?;
             let mut after = Chain::clone(&chain);
             after.commit(verified.clone());
             chain = Arc::new(after);

@@ -152,7 +152,9 @@ where
             page_cache: CacheRef::new(NZU16!(4096), NZUsize!(64)),
             leader_timeout: timing.leader_timeout,
             certification_timeout: timing.certification_timeout,
-            timeout_retry: Duration::from_secs(10),
+            // After a timed-out view, nullify votes are re-sent this often: validators that
+            // start at different times find each other within a second or so.
+            timeout_retry: Duration::from_secs(1),
             view_retention: ViewDelta::new(32),
             skip: SkipPolicy::Disabled,
             fetch_timeout: NZDuration!(Duration::from_secs(1)),

@@ -141,6 +141,36 @@ impl fmt::Debug for SigningKey {
     }
 }
 
+/// Checked public keys by encoding. Only keys that passed every check of
+/// [`PublicKey::from_bytes`] go in, so a hit returns exactly what parsing would.
+mod key_cache {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+
+    use super::PublicKey;
+
+    /// Most keys remembered (about 10 MB); the cache starts over when full.
+    const MAX_CACHED_KEYS: usize = 65_536;
+
+    fn cache() -> &'static Mutex<HashMap<[u8; 32], PublicKey>> {
+        static CACHE: OnceLock<Mutex<HashMap<[u8; 32], PublicKey>>> = OnceLock::new();
+        CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+    }
+
+    pub(super) fn get(bytes: &[u8; 32]) -> Option<PublicKey> {
+        cache().lock().ok()?.get(bytes).copied()
+    }
+
+    pub(super) fn insert(bytes: [u8; 32], key: PublicKey) {
+        if let Ok(mut cache) = cache().lock() {
+            if cache.len() >= MAX_CACHED_KEYS {
+                cache.clear();
+            }
+            cache.insert(bytes, key);
+        }
+    }
+}
+
 /// An Ed25519 public key, checked to be a valid curve point that is not of small order.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PublicKey(ed25519_dalek::VerifyingKey);
@@ -150,7 +180,20 @@ impl PublicKey {
     pub const LEN: usize = 32;
 
     /// Parses 32 bytes, rejecting invalid points and weak (small-order) keys.
+    ///
+    /// Decompressing a point costs about as much as a third of a signature check, and a
+    /// validator parses the same members' keys over and over (in every gossiped transaction
+    /// and every block), so keys that passed every check are remembered in a bounded cache.
     pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, KeyError> {
+        if let Some(key) = key_cache::get(bytes) {
+            return Ok(key);
+        }
+        let key = Self::parse(bytes)?;
+        key_cache::insert(*bytes, key);
+        Ok(key)
+    }
+
+    fn parse(bytes: &[u8; 32]) -> Result<Self, KeyError> {
         let key = ed25519_dalek::VerifyingKey::from_bytes(bytes)
             .map_err(|_| KeyError::InvalidPublicKey("not a valid curve point"))?;
         if key.is_weak() {

@@ -146,6 +146,16 @@ impl Mempool {
         selected
     }
 
+    /// Whether this very transaction (body and signature) is pending, so its signature was
+    /// verified on admission.
+    #[must_use]
+    pub fn holds(&self, tx: &Transaction) -> bool {
+        self.by_signer
+            .get(&tx.body.signer)
+            .and_then(|queued| queued.get(&tx.body.nonce))
+            .is_some_and(|pending| pending.tx() == tx)
+    }
+
     /// Up to `max` pending transactions, each signer's in nonce order.
     pub fn pending(&self, max: usize) -> Vec<Transaction> {
         self.by_signer.values().flat_map(BTreeMap::values).take(max).map(|tx| tx.tx().clone()).collect()

@@ -6,10 +6,10 @@ use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use medledger_crypto::{Digest, PublicKey, SigningKey};
-use medledger_state::{Account, Chain, Committed, MemberStatus, VerifiedBlock, VerifiedTx};
+use medledger_state::{Account, BlockError, Chain, Committed, MemberStatus, VerifiedBlock, VerifiedTx};
 use medledger_store::{Store, StoreError, TxLocation};
 use medledger_types::limits::MAX_BLOCK_TXS;
-use medledger_types::{ChainId, OrgId, Outcome, Payload, Receipt, RejectReason, Transaction, TxId};
+use medledger_types::{Block, ChainId, OrgId, Outcome, Payload, Receipt, RejectReason, Transaction, TxId};
 use serde::Serialize;
 use tokio::sync::watch;
 
@@ -340,6 +340,16 @@ impl Node {
     #[must_use]
     pub fn pending(&self, max: usize) -> Vec<Transaction> {
         self.mempool.lock().expect("mempool lock poisoned").pending(max)
+    }
+
+    /// Validates `block` on `parent` (the head or a block not yet final), verifying only the
+    /// signatures of transactions this node has not already verified into its mempool.
+    pub fn validate_on(&self, parent: &Chain, block: Block) -> Result<VerifiedBlock, BlockError> {
+        let verified: Vec<bool> = {
+            let mempool = self.mempool.lock().expect("mempool lock poisoned");
+            block.transactions.iter().map(|tx| mempool.holds(tx)).collect()
+        };
+        parent.validate_with(block, |index| verified[index])
     }
 
     /// Transactions in the mempool.

@@ -181,3 +181,33 @@ fn pending_transactions_of_a_key_revoked_in_a_block_are_dropped() {
     assert_eq!(fixture.node.status().mempool_size, 0);
     assert!(fixture.node.produce_block().expect("store works").is_none(), "no block of leftovers");
 }
+
+/// Validating a proposal skips the signature checks of transactions this node verified into
+/// its mempool, but only for that exact transaction: the same body with another signature is
+/// checked, and refused.
+#[test]
+fn validation_trusts_only_the_exact_transactions_it_verified() {
+    let fixture = fixture(NodeConfig::default());
+    let key = &fixture.members[0];
+    fixture.node.submit(anchor(key, 0, "c/0")).expect("admitted");
+    let chain = fixture.node.with_chain(medledger_state::Chain::clone);
+    let proposal = fixture.node.build_on(&chain, 2_000).block().clone();
+    assert_eq!(proposal.transactions.len(), 1);
+    assert!(fixture.node.validate_on(&chain, proposal.clone()).is_ok(), "the honest proposal validates");
+
+    let mut forged = proposal.transactions.clone();
+    forged[0].signature.0[5] ^= 1;
+    let leaves: Vec<_> = forged
+        .iter()
+        .map(|tx| medledger_crypto::merkle::leaf_hash(&medledger_types::Encode::encode(tx)))
+        .collect();
+    let header = medledger_types::BlockHeader {
+        tx_root: medledger_crypto::merkle::root_of(&leaves),
+        ..proposal.header
+    };
+    let resealed = medledger_types::Block::seal(header, forged, &SigningKey::from_seed(&[1; 32]));
+    assert_eq!(
+        fixture.node.validate_on(&chain, resealed).err(),
+        Some(medledger_state::BlockError::TransactionSignature { index: 0 })
+    );
+}

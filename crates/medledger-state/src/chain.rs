@@ -388,6 +388,17 @@ impl Chain {
     /// Checks every rule for `block` as the next block, including all signatures, and
     /// executes it.
     pub fn validate(&self, block: Block) -> Result<VerifiedBlock, BlockError> {
+        self.validate_with(block, |_| false)
+    }
+
+    /// Like [`Chain::validate`], but skips the signature check of transaction `index` when
+    /// `already_verified(index)`: the caller verified that exact transaction (body and
+    /// signature) before, e.g. when admitting it to its mempool.
+    pub fn validate_with(
+        &self,
+        block: Block,
+        already_verified: impl Fn(usize) -> bool,
+    ) -> Result<VerifiedBlock, BlockError> {
         let header = &block.header;
         self.check_header_links(header)?;
         let hash = header.hash();
@@ -416,12 +427,15 @@ impl Chain {
                 return Err(BlockError::ReplayedTransaction { index });
             }
         }
-        let messages: Vec<Vec<u8>> = block.transactions.iter().map(|tx| tx.body.signing_message()).collect();
+        let unverified: Vec<usize> = (0..count).filter(|index| !already_verified(*index)).collect();
+        let messages: Vec<Vec<u8>> =
+            unverified.iter().map(|index| block.transactions[*index].body.signing_message()).collect();
         let message_refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
-        let signatures: Vec<_> = block.transactions.iter().map(|tx| tx.signature).collect();
-        let signers: Vec<_> = block.transactions.iter().map(|tx| tx.body.signer).collect();
+        let signatures: Vec<_> =
+            unverified.iter().map(|index| block.transactions[*index].signature).collect();
+        let signers: Vec<_> = unverified.iter().map(|index| block.transactions[*index].body.signer).collect();
         verify_batch(&message_refs, &signatures, &signers)
-            .map_err(|error| BlockError::TransactionSignature { index: error.index })?;
+            .map_err(|error| BlockError::TransactionSignature { index: unverified[error.index] })?;
         let (receipts, prepared) = self.execute(header.height, header.timestamp_ms, &block.transactions);
         check_root("receipts", header.receipts_root, receipts_root(&receipts))?;
         check_root("state", header.state_root, prepared.root())?;

@@ -14,6 +14,8 @@ use medledger_types::{ChainId, Genesis, Label, Payload, Transaction, TxBody};
 use crate::run::Producer;
 use crate::{Cli, CliError};
 
+mod cluster;
+
 /// Longest an ingest run may take before it gives up: every benchmark stops by itself.
 const MAX_INGEST_DURATION: Duration = Duration::from_secs(600);
 
@@ -22,6 +24,9 @@ pub enum BenchCommand {
     /// Signed transactions through admission (signature verification), block building
     /// (execution and state root), and durable commit on one node, end to end.
     Ingest(IngestArgs),
+    /// A network of validators on this machine (real consensus over loopback p2p) under a
+    /// steady offered load: finalized tx/s and submit-to-finality latency.
+    Cluster(cluster::ClusterArgs),
 }
 
 #[derive(Debug, Args)]
@@ -52,10 +57,11 @@ pub struct IngestArgs {
 pub fn run(cli: &Cli, command: &BenchCommand) -> Result<(), CliError> {
     match command {
         BenchCommand::Ingest(args) => ingest(cli, args),
+        BenchCommand::Cluster(args) => cluster::run(args),
     }
 }
 
-fn seeded_key(seed: u64, purpose: &str, index: usize) -> SigningKey {
+pub(crate) fn seeded_key(seed: u64, purpose: &str, index: usize) -> SigningKey {
     SigningKey::from_seed(&sha256(format!("medledger-bench/{seed}/{purpose}/{index}").as_bytes()).0)
 }
 
@@ -130,7 +136,7 @@ fn ingest(cli: &Cli, args: &IngestArgs) -> Result<(), CliError> {
 
 /// The ceiling for ingest: the same transactions through batch signature verification only,
 /// with the same threads and batch size, nothing stored.
-fn verification_only_rate(per_thread: &[Vec<Transaction>], batch: usize) -> f64 {
+pub(crate) fn verification_only_rate(per_thread: &[Vec<Transaction>], batch: usize) -> f64 {
     let started = Instant::now();
     let verified: usize = std::thread::scope(|scope| {
         let handles: Vec<_> = per_thread
@@ -220,7 +226,7 @@ fn watch_commits(node: &Node, expected: usize, started: Instant) -> Result<(u64,
     Ok((seen_height, transactions))
 }
 
-fn cpu_model() -> String {
+pub(crate) fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|text| {
