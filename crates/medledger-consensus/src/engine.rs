@@ -80,11 +80,24 @@ pub enum StartError {
     NotAValidator(String),
 }
 
-/// The validators of the node's next block, as the engine's participant set.
+/// The engine's participant set: the genesis validators.
+///
+/// Every node must run the engine with the same set whatever height it starts at, and the
+/// engine runs one set for its whole epoch. Validator-set changes that governance schedules
+/// after genesis are not yet carried into consensus (that needs an engine per epoch); the state
+/// machine still refuses a block whose proposer is not a validator at its height.
 #[must_use]
 pub fn participants(node: &Node) -> Set<ConsensusKey> {
-    let validators = node.with_chain(|chain| chain.validators_at(chain.height() + 1));
-    Set::from_iter_dedup(validators.iter().map(consensus_key))
+    let (genesis, current) =
+        node.with_chain(|chain| (chain.genesis().validators(), chain.validators_at(chain.height() + 1)));
+    if genesis != current {
+        tracing::warn!(
+            genesis = genesis.len(),
+            current = current.len(),
+            "the validator set changed since genesis; consensus still runs with the genesis validators"
+        );
+    }
+    Set::from_iter_dedup(genesis.iter().map(consensus_key))
 }
 
 /// One validator's settings.

@@ -147,10 +147,11 @@ impl Drop for ExitSignal {
     }
 }
 
-/// Every validator of the next block with its resolved p2p address and its registered text.
+/// Every consensus participant (see [`engine::participants`]) with its resolved p2p address
+/// from the registry and the registered text.
 fn registered_peers(node: &Node) -> Result<Vec<(PublicKey, SocketAddr, String)>, NetworkError> {
     node.with_chain(|chain| {
-        let validators = chain.validators_at(chain.height() + 1);
+        let validators = chain.genesis().validators();
         let mut peers = Vec::with_capacity(validators.len());
         for org in &chain.registry().organizations {
             let Some(identity) = org.node.as_ref() else { continue };
