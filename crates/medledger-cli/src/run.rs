@@ -10,8 +10,8 @@ use clap::Args;
 use medledger_consensus::Timing;
 use medledger_consensus::network::{Service, Settings};
 use medledger_crypto::{Digest, SigningKey};
-use medledger_node::{Node, NodeConfig};
-use medledger_store::{Store, StoreError};
+use medledger_node::{Node, NodeConfig, NodeError};
+use medledger_store::Store;
 
 use crate::CliError;
 use crate::config::NodeFile;
@@ -83,7 +83,7 @@ pub struct Producer {
     node: Arc<Node>,
     stop: Arc<AtomicBool>,
     exited: Option<tokio::sync::oneshot::Receiver<()>>,
-    thread: JoinHandle<Result<(), StoreError>>,
+    thread: JoinHandle<Result<(), NodeError>>,
 }
 
 impl Producer {
@@ -150,10 +150,10 @@ impl Sequencer {
         data_dir: &std::path::Path,
         p2p_listen: Option<SocketAddr>,
     ) -> Result<Self, CliError> {
-        let validators = node.status().validators.len();
-        if validators <= 1 {
+        if node.is_sole_validator() {
             return Ok(Self::Solo(Producer::start(node)));
         }
+        let validators = node.status().validators.len();
         let settings = Settings {
             listen: p2p_listen,
             storage_dir: data_dir.join("consensus"),
@@ -161,7 +161,11 @@ impl Sequencer {
         };
         let service =
             Service::start(node, key, settings).map_err(|error| CliError::Config(error.to_string()))?;
-        println!("MedLedger validator: one of {validators}, ordering blocks with Simplex BFT consensus");
+        if node.with_chain(|chain| chain.is_validator(&key.public_key())) {
+            println!("MedLedger validator: one of {validators}, ordering blocks with Simplex BFT consensus");
+        } else {
+            println!("MedLedger follower: not a validator now; following the {validators} validators' chain");
+        }
         Ok(Self::Consensus(service))
     }
 

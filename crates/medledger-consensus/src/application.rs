@@ -11,7 +11,10 @@
 //! - **catch up**: learn peers' finalized heights, fetch the final blocks this node lacks with
 //!   the certificate of the last, and check certificate, hash links and every state root
 //!   before committing them;
-//! - **gossip**: send client transactions admitted here to every validator's mempool.
+//! - **gossip**: send client transactions admitted here to every validator's mempool;
+//! - **epochs**: tell the orchestrator when the committed chain enters a new validator set's
+//!   epoch, and refuse to propose or vote for a block outside the engine's own epoch, so each
+//!   epoch's engine ends with the epoch's last block.
 //!
 //! Blocks that are verified but not final are kept with the chain state after them, so a
 //! proposal on a parent that is notarized but not yet final can be built and checked.
@@ -33,13 +36,17 @@ use commonware_parallel::Sequential;
 use commonware_runtime::{Clock, ContextCell, Handle, Spawner, spawn_cell};
 use commonware_utils::channel::fallible::OneshotExt as _;
 use commonware_utils::channel::{mpsc, oneshot};
-use medledger_crypto::Digest;
+use commonware_utils::ordered::Set;
+use medledger_crypto::{Digest, PublicKey};
 use medledger_node::{Node, PeerStatus};
 use medledger_state::{Chain, VerifiedBlock};
 use medledger_types::{Block, Decode as _, Encode as _};
 use rand_core::CryptoRng;
 
-use crate::keys::{ConsensusDigest, ConsensusKey, consensus_digest, ledger_digest, ledger_key};
+use crate::engine::{EpochStart, NAMESPACE};
+use crate::keys::{
+    ConsensusDigest, ConsensusKey, consensus_digest, consensus_key, ledger_digest, ledger_key,
+};
 use crate::wire::{MAX_FINALIZATION_BYTES, MAX_GOSSIP_TXS, MAX_SYNC_BLOCKS, Message};
 
 /// What the engine's context says about a proposal.
@@ -73,6 +80,9 @@ const MAX_CLOCK_AHEAD_MS: u64 = 2_000;
 
 /// Gossip batches sent per tick at most, so gossip cannot starve consensus work.
 const MAX_GOSSIP_BATCHES_PER_TICK: usize = 4;
+
+/// Epochs whose certificate verifiers are kept; catch-up rarely spans more.
+const MAX_VERIFIERS: usize = 4;
 
 /// Settings of the application actor.
 #[derive(Debug, Clone, Copy)]
@@ -197,9 +207,12 @@ where
     context: ContextCell<E>,
     config: Config,
     node: Arc<Node>,
-    /// Verifies finalization certificates of blocks fetched to catch up.
-    verifier: Scheme,
-    peers: Vec<(ConsensusKey, String)>,
+    /// Verifiers of finalization certificates of blocks fetched to catch up, by epoch.
+    verifiers: BTreeMap<u64, Scheme>,
+    /// Where the epochs the committed chain enters are announced.
+    epochs: mpsc::UnboundedSender<EpochStart>,
+    /// The last epoch announced.
+    announced_epoch: Option<u64>,
     mailbox: mpsc::UnboundedReceiver<Request>,
     /// The committed head and the chain after it.
     head: Arc<Chain>,
@@ -227,14 +240,13 @@ where
     S: Sender<PublicKey = ConsensusKey>,
     R: Receiver<PublicKey = ConsensusKey>,
 {
-    /// An actor for `node`, talking to `peers` (node key and p2p address) over `channels`.
-    /// Certificates are checked with `verifier`, the validators' verifying scheme.
+    /// An actor for `node`, talking to the other nodes over `channels` and announcing on
+    /// `epochs` each epoch its committed chain enters (the current one first).
     pub fn new(
         context: E,
         config: Config,
         node: Arc<Node>,
-        verifier: Scheme,
-        peers: Vec<(ConsensusKey, String)>,
+        epochs: mpsc::UnboundedSender<EpochStart>,
         channels: Channels<S, R>,
     ) -> (Self, Mailbox) {
         let (sender, mailbox) = mpsc::unbounded_channel();
@@ -245,8 +257,9 @@ where
             context: ContextCell::new(context),
             config,
             node,
-            verifier,
-            peers,
+            verifiers: BTreeMap::new(),
+            epochs,
+            announced_epoch: None,
             mailbox,
             head,
             unverified: HashMap::new(),
@@ -279,6 +292,7 @@ where
         let mut senders =
             Senders { blocks: &mut block_sender, transactions: &mut tx_sender, sync: &mut sync_sender };
         let mut next_tick = self.context.current() + TICK;
+        self.announce_epoch();
         select_loop! {
             self.context,
             on_stopped => {
@@ -327,7 +341,7 @@ where
                 let newer = self
                     .finalization
                     .as_ref()
-                    .is_none_or(|held| held.proposal.round.view() < finalization.proposal.round.view());
+                    .is_none_or(|held| held.proposal.round < finalization.proposal.round);
                 if newer {
                     self.finalization = Some(finalization);
                 }
@@ -398,6 +412,11 @@ where
                 waiting.push(proposal);
                 continue;
             };
+            if chain.epoch_at(chain.height() + 1) != proposal.context.round.epoch().get() {
+                // The next block belongs to another epoch's engine: no proposal (the dropped
+                // response tells the engine so).
+                continue;
+            }
             if !self.ready_to_propose(&chain) {
                 waiting.push(proposal);
                 continue;
@@ -459,7 +478,11 @@ where
         let leader = ledger_key(&context.leader);
         if let Some(candidate) = self.candidates.get(payload) {
             let header = &candidate.verified.block().header;
-            return Some(header.parent_hash == parent && Some(header.proposer) == leader);
+            return Some(
+                header.parent_hash == parent
+                    && Some(header.proposer) == leader
+                    && in_epoch(&candidate.chain, context),
+            );
         }
         let Some(block) = self.unverified.get(payload) else {
             self.request_block(payload, senders);
@@ -475,7 +498,7 @@ where
             return None;
         }
         self.chain_after(payload, senders)
-            .map(|_| true)
+            .map(|chain| in_epoch(&chain, context))
             .or_else(|| self.invalid.contains(payload).then_some(false))
     }
 
@@ -675,6 +698,7 @@ where
                 tracing::debug!(height, txs = committed.receipts.len(), "finalized block committed");
                 self.head = candidate.chain;
                 self.prune_below(height);
+                self.announce_epoch();
                 true
             }
             Err(error) => {
@@ -751,27 +775,20 @@ where
         }
     }
 
-    /// Checks fetched final blocks: they extend the head, the certificate finalizes the last
-    /// one, and every block validates (signatures, execution, state root) in turn.
+    /// Checks fetched final blocks: every block validates (signatures, execution, state root)
+    /// in turn on the head, and the certificate finalizes the last one, signed by the
+    /// validators of its epoch. Blocks are validated first because they may change those
+    /// validators; only authenticated peers can send them.
     fn check_finalized(
         &mut self,
         blocks: Vec<Block>,
         certificate: &[u8],
     ) -> Result<Vec<(Candidate, Digest)>, &'static str> {
-        let Some(last) = blocks.last() else {
+        let Some(last_hash) = blocks.last().map(Block::hash) else {
             return Err("no blocks");
         };
         if certificate.len() > MAX_FINALIZATION_BYTES {
             return Err("certificate too large");
-        }
-        let cfg = self.verifier.certificate_codec_config();
-        let finalization = Finalization::<Scheme, ConsensusDigest>::decode_cfg(Copying(certificate), &cfg)
-            .map_err(|_| "undecodable certificate")?;
-        if ledger_digest(&finalization.proposal.payload) != last.hash() {
-            return Err("the certificate is for another block");
-        }
-        if !finalization.verify(&mut *self.context, &self.verifier, &Sequential) {
-            return Err("the certificate does not verify");
         }
         let mut chain = Arc::clone(&self.head);
         let mut verified_blocks = Vec::with_capacity(blocks.len());
@@ -786,7 +803,67 @@ where
             chain = Arc::new(after);
             verified_blocks.push((Candidate { verified, chain: Arc::clone(&chain) }, hash));
         }
+        let schedule = chain.validator_schedule();
+        let verifier = self.verifier(schedule.epoch, &schedule.current);
+        let cfg = verifier.certificate_codec_config();
+        let finalization = Finalization::<Scheme, ConsensusDigest>::decode_cfg(Copying(certificate), &cfg)
+            .map_err(|_| "undecodable certificate")?;
+        if ledger_digest(&finalization.proposal.payload) != last_hash {
+            return Err("the certificate is for another block");
+        }
+        if finalization.proposal.round.epoch().get() != schedule.epoch {
+            return Err("the certificate is from another epoch");
+        }
+        if !finalization.verify(&mut *self.context, &verifier, &Sequential) {
+            return Err("the certificate does not verify");
+        }
         Ok(verified_blocks)
+    }
+
+    /// The certificate verifier of `epoch`, whose validators are `validators`.
+    fn verifier(&mut self, epoch: u64, validators: &[PublicKey]) -> Scheme {
+        if let Some(verifier) = self.verifiers.get(&epoch) {
+            return verifier.clone();
+        }
+        let verifier =
+            Scheme::verifier(NAMESPACE, Set::from_iter_dedup(validators.iter().map(consensus_key)));
+        if self.verifiers.len() >= MAX_VERIFIERS {
+            self.verifiers.pop_first();
+        }
+        self.verifiers.insert(epoch, verifier.clone());
+        verifier
+    }
+
+    // ---- epochs ----------------------------------------------------------------------------
+
+    /// Tells the orchestrator when the next block to commit is in a new epoch.
+    fn announce_epoch(&mut self) {
+        let next_height = self.head.height() + 1;
+        let schedule = self.head.validator_schedule();
+        let epoch = schedule.epoch_at(next_height);
+        if self.announced_epoch == Some(epoch) {
+            return;
+        }
+        let first_height = if epoch == schedule.epoch { schedule.since_height } else { next_height };
+        let Some(floor) = self.hash_at(first_height - 1) else {
+            tracing::error!(epoch, first_height, "the block before the epoch is missing from the store");
+            return;
+        };
+        self.announced_epoch = Some(epoch);
+        let validators = schedule.at(next_height).to_vec();
+        tracing::debug!(epoch, first_height, validators = validators.len(), "entering epoch");
+        let _sent = self.epochs.send(EpochStart { epoch, validators, floor });
+    }
+
+    /// The hash of the committed block at `height` (the genesis hash at 0).
+    fn hash_at(&self, height: u64) -> Option<Digest> {
+        if height == self.head.height() {
+            return Some(self.head.head_hash());
+        }
+        if height == 0 {
+            return Some(self.head.genesis_hash());
+        }
+        self.node.store().header(height).ok().map(|header| header.hash())
     }
 
     // ---- gossip and status -----------------------------------------------------------------
@@ -810,25 +887,36 @@ where
         }
     }
 
+    /// Publishes to the node's status what is known of the other validators of the next block.
     fn publish_peers(&self) {
         let now = self.now();
+        let me = self.node.node_key();
+        let validators = self.head.validators_at(self.head.height() + 1);
         let peers = self
-            .peers
+            .head
+            .registry()
+            .organizations
             .iter()
-            .filter_map(|(key, address)| {
-                let node_key = ledger_key(key)?;
-                let seen = self.seen.get(key);
-                Some(PeerStatus {
-                    node_key,
-                    address: address.clone(),
+            .filter_map(|organization| organization.node.as_ref())
+            .filter(|identity| identity.public_key != me && validators.contains(&identity.public_key))
+            .map(|identity| {
+                let seen = self.seen.get(&consensus_key(&identity.public_key));
+                PeerStatus {
+                    node_key: identity.public_key,
+                    address: identity.address.as_str().to_owned(),
                     connected: seen
                         .is_some_and(|seen| now.duration_since(seen.at).unwrap_or_default() < PEER_SILENCE),
                     finalized_height: seen.map(|seen| seen.finalized_height),
-                })
+                }
             })
             .collect();
         self.node.set_peers(peers);
     }
+}
+
+/// Whether the block after which `chain` stands is in the epoch of the engine asking.
+fn in_epoch(chain: &Chain, context: &ProposalContext) -> bool {
+    chain.validator_schedule().epoch == context.round.epoch().get()
 }
 
 struct Senders<'a, S> {

@@ -8,7 +8,7 @@
 //! - [`keys`]: one Ed25519 identity for registry, p2p and votes; block hash = payload.
 //! - [`wire`]: the messages validators exchange besides votes.
 //! - [`application`]: propose, verify, finalize, catch up, gossip.
-//! - [`engine`]: one validator over any runtime and network.
+//! - [`engine`]: one node over any runtime and network, an engine per validator-set epoch.
 //! - [`network`]: production wiring on tokio with authenticated p2p.
 
 pub mod application;
@@ -17,4 +17,4 @@ pub mod keys;
 pub mod network;
 pub mod wire;
 
-pub use engine::{NAMESPACE, Network, StartError, Timing, Validator, start};
+pub use engine::{EpochStart, Handles, NAMESPACE, Network, Timing, Validator, start};

@@ -1,8 +1,10 @@
 //! Production wiring: a validator on the tokio runtime with authenticated, encrypted p2p.
 //!
-//! The validator runs on its own thread with its own commonware tokio runtime, beside the
-//! node's HTTP API. Peers are exactly the validators in the chain's registry, dialled at
-//! their registered addresses; a connection from any other key or address is refused. The
+//! The node's consensus side runs on its own thread with its own commonware tokio runtime,
+//! beside the node's HTTP API. Peers are exactly the nodes of the chain's registry: the
+//! validators of the next block and of any scheduled change, and the nodes of the other
+//! active organisations, dialled at their registered addresses; a connection from any other
+//! key or address is refused. The peer set follows the registry as the chain changes it. The
 //! handshake authenticates each side with its node key and encrypts the stream
 //! (`commonware-stream`: SAKE key agreement, ChaCha20-Poly1305).
 
@@ -16,8 +18,8 @@ use std::time::Duration;
 use commonware_cryptography::ChaCha20Poly1305;
 use commonware_macros::select;
 use commonware_p2p::authenticated::lookup;
-use commonware_p2p::{Address, AddressableManager as _};
-use commonware_runtime::{Quota, Runner as _, Supervisor as _, tokio as cw_tokio};
+use commonware_p2p::{Address, AddressableManager as _, AddressableTrackedPeers};
+use commonware_runtime::{Clock as _, Quota, Runner as _, Spawner as _, Supervisor as _, tokio as cw_tokio};
 use commonware_stream::cups::{self, Cups};
 use commonware_stream::sake::{self, Sake};
 use commonware_utils::channel::oneshot;
@@ -25,6 +27,7 @@ use commonware_utils::ordered::Map;
 use commonware_utils::{NZU32, NZUsize};
 use medledger_crypto::{PublicKey, SigningKey};
 use medledger_node::Node;
+use medledger_types::limits::MAX_ORGANIZATIONS;
 
 use crate::application::Channels;
 use crate::engine::{self, Timing, Validator};
@@ -34,8 +37,13 @@ use crate::wire::{MAX_MESSAGE_BYTES, channel};
 /// Namespace of p2p handshakes, distinct from consensus signatures.
 const P2P_NAMESPACE: &[u8] = b"medledger/p2p/v1";
 
-/// Messages per second each peer may send on each channel (bursts up to this many).
-const CHANNEL_QUOTA: Quota = Quota::per_second(NZU32!(10_000));
+/// Messages per second each peer may send on each channel, in bursts of at most
+/// [`CHANNEL_BURST`]. Transactions travel in batches, so this is far above need.
+const CHANNEL_MESSAGES_PER_SECOND: u32 = 10_000;
+
+/// Messages a peer may send on a channel at once. The p2p layer buffers this many per peer
+/// and channel for up to [`MAX_ORGANIZATIONS`] peers, so it also bounds that memory.
+const CHANNEL_BURST: u32 = 128;
 
 /// Handshakes older than this are refused; clocks of validators must agree within it.
 const HANDSHAKE_MAX_AGE: Duration = Duration::from_secs(10);
@@ -53,9 +61,9 @@ pub enum NetworkError {
         /// Why.
         reason: String,
     },
-    /// This node's key is not a validator.
-    #[error("node key {0} is not a validator of this chain, so it cannot join consensus")]
-    NotAValidator(String),
+    /// The node has no registered address and none was configured.
+    #[error("node key {0} has no registered p2p address; set p2p_listen in node.toml")]
+    NoListenAddress(String),
     /// The runtime thread could not be started.
     #[error("starting the consensus thread: {0}")]
     Thread(String),
@@ -95,12 +103,10 @@ impl Service {
     /// Starts the validator for `node`, signing with `key`.
     pub fn start(node: &Arc<Node>, key: &SigningKey, settings: Settings) -> Result<Self, NetworkError> {
         let me = key.public_key();
-        let peers = registered_peers(node)?;
-        let Some(own_address) = peers.iter().find(|(key, _, _)| *key == me).map(|(_, address, _)| *address)
-        else {
-            return Err(NetworkError::NotAValidator(me.to_string()));
+        let peers = PeerSet::of(node)?;
+        let Some(listen) = settings.listen.or_else(|| peers.address_of(&me)) else {
+            return Err(NetworkError::NoListenAddress(me.to_string()));
         };
-        let listen = settings.listen.unwrap_or(own_address);
         let (stop, stopped) = oneshot::channel();
         let exited = ExitWatch(Arc::new(AtomicBool::new(false)));
         let exit_signal = ExitSignal(Arc::clone(&exited.0));
@@ -147,31 +153,101 @@ impl Drop for ExitSignal {
     }
 }
 
-/// Every consensus participant (see [`engine::participants`]) with its resolved p2p address
-/// from the registry and the registered text.
-fn registered_peers(node: &Node) -> Result<Vec<(PublicKey, SocketAddr, String)>, NetworkError> {
-    node.with_chain(|chain| {
-        let validators = chain.genesis().validators();
-        let mut peers = Vec::with_capacity(validators.len());
-        for org in &chain.registry().organizations {
-            let Some(identity) = org.node.as_ref() else { continue };
-            if !validators.contains(&identity.public_key) {
+/// How often the registry is checked for a changed peer set.
+const PEER_SET_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The nodes this node talks to, from the committed chain's registry: validators of the next
+/// block and of any scheduled change first (they drive consensus), then the nodes of the
+/// other active organisations (they follow it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PeerSet {
+    /// Height of the chain it was read from; it names the set to the p2p layer.
+    height: u64,
+    primary: Vec<(PublicKey, SocketAddr)>,
+    secondary: Vec<(PublicKey, SocketAddr)>,
+}
+
+impl PeerSet {
+    fn of(node: &Node) -> Result<Self, NetworkError> {
+        node.with_chain(|chain| {
+            let schedule = chain.validator_schedule();
+            let next = schedule.next.iter().flat_map(|(_, validators)| validators);
+            let validators: Vec<PublicKey> =
+                schedule.at(chain.height() + 1).iter().chain(next).copied().collect();
+            let mut set = Self { height: chain.height(), primary: Vec::new(), secondary: Vec::new() };
+            for organization in &chain.registry().organizations {
+                let Some(identity) = organization.node.as_ref() else { continue };
+                let is_validator = validators.contains(&identity.public_key);
+                if !is_validator && !organization.active {
+                    continue;
+                }
+                let entry = (identity.public_key, resolve(identity.public_key, identity.address.as_str())?);
+                if is_validator { set.primary.push(entry) } else { set.secondary.push(entry) }
+            }
+            Ok(set)
+        })
+    }
+
+    fn address_of(&self, key: &PublicKey) -> Option<SocketAddr> {
+        self.primary.iter().chain(&self.secondary).find(|(peer, _)| peer == key).map(|(_, address)| *address)
+    }
+
+    fn len(&self) -> usize {
+        self.primary.len() + self.secondary.len()
+    }
+
+    /// The set as the p2p layer tracks it; `None` if two organisations share a node key.
+    fn tracked(&self) -> Option<AddressableTrackedPeers<ConsensusKey>> {
+        let map = |peers: &[(PublicKey, SocketAddr)]| {
+            Map::try_from(
+                peers
+                    .iter()
+                    .map(|(key, address)| (consensus_key(key), Address::from(*address)))
+                    .collect::<Vec<_>>(),
+            )
+            .ok()
+        };
+        Some(AddressableTrackedPeers::new(map(&self.primary)?, map(&self.secondary)?))
+    }
+
+    /// Whether `other` has the same peers (whatever height it was read at).
+    fn same_peers(&self, other: &Self) -> bool {
+        self.primary == other.primary && self.secondary == other.secondary
+    }
+}
+
+fn resolve(key: PublicKey, address: &str) -> Result<SocketAddr, NetworkError> {
+    address
+        .to_socket_addrs()
+        .map_err(|error| error.to_string())
+        .and_then(|mut addresses| addresses.next().ok_or_else(|| "no address".to_owned()))
+        .map_err(|reason| NetworkError::Address { key: key.to_string(), address: address.to_owned(), reason })
+}
+
+/// Keeps the p2p layer's peer set equal to the registry's as blocks change it.
+async fn follow_peer_set(
+    context: cw_tokio::Context,
+    node: Arc<Node>,
+    mut oracle: lookup::Oracle<ConsensusKey>,
+    mut current: PeerSet,
+) {
+    loop {
+        context.sleep(PEER_SET_CHECK_INTERVAL).await;
+        let next = match PeerSet::of(&node) {
+            Ok(next) => next,
+            Err(error) => {
+                tracing::warn!(%error, "the registry's peer set cannot be used; keeping the previous one");
                 continue;
             }
-            let text = identity.address.as_str().to_owned();
-            let resolved = text
-                .to_socket_addrs()
-                .map_err(|error| error.to_string())
-                .and_then(|mut addresses| addresses.next().ok_or_else(|| "no address".to_owned()))
-                .map_err(|reason| NetworkError::Address {
-                    key: identity.public_key.to_string(),
-                    address: text.clone(),
-                    reason,
-                })?;
-            peers.push((identity.public_key, resolved, text));
+        };
+        if next.same_peers(&current) {
+            continue;
         }
-        Ok(peers)
-    })
+        let Some(tracked) = next.tracked() else { continue };
+        tracing::info!(validators = next.primary.len(), followers = next.secondary.len(), "peer set changed");
+        let _ = oracle.track(next.height, tracked);
+        current = next;
+    }
 }
 
 async fn run(
@@ -179,7 +255,7 @@ async fn run(
     node: Arc<Node>,
     key: SigningKey,
     listen: SocketAddr,
-    peers: Vec<(PublicKey, SocketAddr, String)>,
+    peers: PeerSet,
     timing: Timing,
     stopped: oneshot::Receiver<()>,
 ) {
@@ -197,7 +273,7 @@ async fn run(
         handshake,
         P2P_NAMESPACE,
         listen,
-        NZUsize!(peers.len().max(1)),
+        NZUsize!(MAX_ORGANIZATIONS),
         u32::try_from(MAX_MESSAGE_BYTES).expect("fits in u32"),
         NZUsize!(1024),
     );
@@ -208,14 +284,13 @@ async fn run(
     config.dial_frequency = Duration::from_secs(1);
     config.ping_frequency = Duration::from_secs(5);
     let (mut network, mut oracle) = lookup::Network::new(context.child("p2p"), config);
-    let addresses: Vec<(ConsensusKey, Address)> =
-        peers.iter().map(|(key, address, _)| (consensus_key(key), Address::from(*address))).collect();
-    let Ok(addresses) = Map::try_from(addresses) else {
-        tracing::error!("two validators share a node key");
+    let Some(tracked) = peers.tracked() else {
+        tracing::error!("two organisations share a node key");
         return;
     };
-    let _ = oracle.track(0, addresses);
-    let mut register = |id| network.register(id, CHANNEL_QUOTA);
+    let _ = oracle.track(peers.height, tracked);
+    let quota = Quota::per_second(NZU32!(CHANNEL_MESSAGES_PER_SECOND)).allow_burst(NZU32!(CHANNEL_BURST));
+    let mut register = |id| network.register(id, quota);
     let votes = register(channel::VOTES);
     let certificates = register(channel::CERTIFICATES);
     let resolver = register(channel::RESOLVER);
@@ -225,30 +300,18 @@ async fn run(
         sync: register(channel::SYNC),
     };
     let network_handle = network.start();
-    let me = key.public_key();
-    let validator = Validator {
-        partition: "medledger-simplex".into(),
-        timing,
-        peers: peers
-            .iter()
-            .filter(|(key, _, _)| *key != me)
-            .map(|(key, _, text)| (consensus_key(key), text.clone()))
-            .collect(),
-    };
+    tracing::info!(%listen, peers = peers.len(), "consensus network running");
+    context.child("peers").spawn({
+        let (node, oracle) = (Arc::clone(&node), oracle.clone());
+        move |context| follow_peer_set(context, node, oracle, peers)
+    });
+    let validator = Validator { partition: "medledger-simplex".into(), timing };
     let endpoints = engine::Network { votes, certificates, resolver, application, blocker: oracle };
-    let (application, engine) =
-        match engine::start(&context.child("validator"), &node, &key, validator, endpoints) {
-            Ok(handles) => handles,
-            Err(error) => {
-                tracing::error!(%error, "consensus did not start");
-                return;
-            }
-        };
-    tracing::info!(%listen, validators = peers.len(), "consensus running");
+    let handles = engine::start(&context.child("consensus"), &node, &key, validator, endpoints);
     select! {
         _ = stopped => tracing::info!("consensus stopping"),
-        _ = application => tracing::error!("the consensus application stopped"),
-        _ = engine => tracing::error!("the consensus engine stopped"),
+        _ = handles.application => tracing::error!("the consensus application stopped"),
+        _ = handles.orchestrator => tracing::error!("the consensus orchestrator stopped"),
         _ = network_handle => tracing::error!("the p2p network stopped"),
     }
 }

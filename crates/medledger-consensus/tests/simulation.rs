@@ -21,18 +21,19 @@ use commonware_consensus::simplex::mocks::conflicter::{Config as ConflicterConfi
 use commonware_consensus::simplex::scheme::ed25519::Scheme;
 use commonware_cryptography::Sha256;
 use commonware_p2p::simulated::{Config as NetworkConfig, Link, Network as SimulatedNetwork, Oracle};
-use commonware_runtime::{Clock, Handle, Quota, Runner as _, Supervisor as _, deterministic};
+use commonware_p2p::utils::mux::Muxer;
+use commonware_runtime::{Clock, Quota, Runner as _, Supervisor as _, deterministic};
 use commonware_utils::{NZU32, NZUsize, Probability};
 use medledger_consensus::application::Channels;
 use medledger_consensus::keys::{ConsensusKey, consensus_key, consensus_signer};
 use medledger_consensus::wire::{MAX_MESSAGE_BYTES, channel};
-use medledger_consensus::{NAMESPACE, Network, Timing, Validator};
+use medledger_consensus::{Handles, NAMESPACE, Network, Timing, Validator};
 use medledger_crypto::{Digest, SigningKey, sha256};
 use medledger_node::{Node, NodeConfig, TxStatus};
 use medledger_store::Store;
 use medledger_types::{
-    ChainId, Genesis, GenesisMember, GenesisOrganization, Label, NodeAddress, NodeIdentity, OrgId, OrgKind,
-    Parameters, Payload, Role, Transaction, TxBody, TxId,
+    ChainId, Genesis, GenesisMember, GenesisOrganization, GovernanceAction, Label, NodeAddress, NodeIdentity,
+    OrgId, OrgKind, OrgSpec, Outcome as TxOutcome, Parameters, Payload, Role, Transaction, TxBody, TxId,
 };
 use rand_core::Rng as _;
 
@@ -181,10 +182,10 @@ fn temp_dir() -> tempfile::TempDir {
 
 type SimOracle = Oracle<ConsensusKey, deterministic::Context>;
 
-/// A running honest validator.
+/// A running honest node.
 struct Running {
     node: Arc<Node>,
-    handles: (Handle<()>, Handle<()>),
+    handles: Handles,
 }
 
 struct Cluster {
@@ -245,20 +246,10 @@ impl Cluster {
             application: Channels { blocks: next(), transactions: next(), sync: next() },
             blocker: self.oracle.control(self.keys()[index].clone()),
         };
-        let keys = self.keys();
-        let validator = Validator {
-            partition: format!("simplex-{index}"),
-            timing: Timing::for_block_interval(100),
-            peers: keys
-                .iter()
-                .enumerate()
-                .filter(|(other, _)| *other != index)
-                .map(|(other, key)| (key.clone(), format!("127.0.0.1:{}", 9_000 + other)))
-                .collect(),
-        };
+        let validator =
+            Validator { partition: format!("simplex-{index}"), timing: Timing::for_block_interval(100) };
         let context = self.context.child("validator").with_attribute("index", index);
-        let handles = medledger_consensus::start(&context, &node, &identity.node, validator, network)
-            .expect("validator starts");
+        let handles = medledger_consensus::start(&context, &node, &identity.node, validator, network);
         self.running[index] = Some(Running { node, handles });
     }
 
@@ -268,7 +259,11 @@ impl Cluster {
         let scheme =
             Scheme::signer(NAMESPACE, participants, consensus_signer(&identity.node)).expect("a validator");
         let mut channels = self.register(index).await.into_iter();
-        let votes = channels.next().expect("votes");
+        let (sender, receiver) = channels.next().expect("votes");
+        // Honest engines read epoch 0's votes on subchannel 0.
+        let (muxer, mut mux) = Muxer::new(self.context.child("byzantine_mux"), sender, receiver);
+        muxer.start();
+        let votes = mux.register(0).await.expect("subchannel");
         let conflicter =
             Conflicter::<_, _, Sha256>::new(self.context.child("byzantine"), ConflicterConfig { scheme });
         conflicter.start(votes);
@@ -276,8 +271,8 @@ impl Cluster {
 
     fn crash(&mut self, index: usize) {
         let running = self.running[index].take().expect("running");
-        running.handles.0.abort();
-        running.handles.1.abort();
+        running.handles.application.abort();
+        running.handles.orchestrator.abort();
         drop(running.node);
     }
 
@@ -551,5 +546,207 @@ fn a_seed_replays_identically() {
             run(Scenario::from_seed(seed)),
             "seed {seed} diverged on replay"
         );
+    }
+}
+
+// ---- validator-set changes -------------------------------------------------------------------
+
+/// Blocks after a governance change before its validator set takes effect.
+const CHANGE_DELAY_BLOCKS: u64 = 3;
+
+/// The longest a governance transaction or an epoch change may take, in simulated time.
+const GOVERNANCE_WITHIN: Duration = Duration::from_secs(60);
+
+fn administrator(index: usize) -> SigningKey {
+    SigningKey::from_seed(&[u8::try_from(index).expect("few") + 51; 32])
+}
+
+fn governance(key: &SigningKey, nonce: u64, payload: Payload) -> Transaction {
+    TxBody { chain_id: chain_id(), signer: key.public_key(), nonce, payload }.sign(key)
+}
+
+/// Submits `tx` to `node` and waits until every running node has it applied.
+async fn settle(
+    context: &deterministic::Context,
+    cluster: &Cluster,
+    node: usize,
+    tx: Transaction,
+    seed: u64,
+) -> TxId {
+    let id = cluster.running[node].as_ref().expect("running").node.submit(tx).expect("accepted");
+    let deadline = context.current() + GOVERNANCE_WITHIN;
+    loop {
+        let statuses: Vec<_> =
+            cluster.honest_nodes().iter().map(|node| node.tx_status(&id).expect("status")).collect();
+        if statuses.iter().all(|status| matches!(status, TxStatus::Committed { .. })) {
+            for status in statuses {
+                let TxStatus::Committed { receipt, .. } = status else { unreachable!() };
+                assert_eq!(
+                    receipt.outcome,
+                    TxOutcome::Applied,
+                    "seed {seed}: governance transaction refused"
+                );
+            }
+            return id;
+        }
+        assert!(
+            context.current() < deadline,
+            "seed {seed}: transaction {id} not final on every node in time"
+        );
+        context.sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until every running node's chain is in `epoch` and has `blocks` blocks in it; returns
+/// the epoch's first height.
+async fn reach_epoch(
+    context: &deterministic::Context,
+    cluster: &Cluster,
+    epoch: u64,
+    blocks: u64,
+    seed: u64,
+) -> u64 {
+    let deadline = context.current() + GOVERNANCE_WITHIN;
+    loop {
+        let schedules: Vec<_> = cluster
+            .honest_nodes()
+            .iter()
+            .map(|node| node.with_chain(|chain| (chain.height(), chain.validator_schedule())))
+            .collect();
+        if schedules
+            .iter()
+            .all(|(height, schedule)| schedule.epoch == epoch && *height >= schedule.since_height + blocks)
+        {
+            return schedules[0].1.since_height;
+        }
+        assert!(
+            context.current() < deadline,
+            "seed {seed}: epoch {epoch} not reached: {:?}",
+            schedules.iter().map(|(height, schedule)| (height, schedule.epoch)).collect::<Vec<_>>()
+        );
+        context.sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn proposers(node: &Node, from_height: u64) -> Vec<medledger_crypto::PublicKey> {
+    let store = node.store();
+    (from_height..=node.status().height)
+        .map(|height| store.header(height).expect("header").proposer)
+        .collect()
+}
+
+/// Four founding validators and a fifth organisation's node that follows. Governance admits
+/// the fifth organisation (its node becomes a validator at epoch 1 and proposes blocks), then
+/// suspends the first (its node leaves at epoch 2 and only follows); the chain keeps
+/// finalizing throughout and every node agrees on it.
+async fn change_validators(context: deterministic::Context, seed: u64) -> Outcome {
+    let identities = identities(5);
+    let keys: Vec<ConsensusKey> =
+        identities.iter().map(|identity| consensus_key(&identity.node.public_key())).collect();
+    let (network, oracle) = SimulatedNetwork::new_with_peers(
+        context.child("network"),
+        NetworkConfig {
+            max_size: u32::try_from(MAX_MESSAGE_BYTES).expect("fits"),
+            max_peers_per_set: NZUsize!(5),
+            disconnect_on_block: true,
+            tracked_peer_sets: NZUsize!(1),
+        },
+        keys,
+    )
+    .await;
+    network.start();
+    let mut genesis = genesis(&identities[..4]);
+    genesis.parameters.validator_change_delay_blocks = CHANGE_DELAY_BLOCKS;
+    let scenario = Scenario { seed, validators: 5, fault: Fault::LossyLinks };
+    let mut cluster = Cluster {
+        context: context.child("cluster"),
+        oracle,
+        genesis,
+        dirs: (0..5).map(|_| temp_dir()).collect(),
+        running: (0..5).map(|_| None).collect(),
+        identities,
+        scenario,
+    };
+    let link = Link { success_rate: Probability::from_f64(1.0).expect("exact"), ..link(Fault::LossyLinks) };
+    cluster.link_all(&link).await;
+    for index in 0..5 {
+        cluster.launch(index).await;
+    }
+    let newcomer = cluster.identities[4].node.public_key();
+    let leaver = cluster.identities[0].node.public_key();
+
+    // Admit hospital-4 with its node: 3 of 4 organisations approve.
+    let admission = GovernanceAction::AdmitOrganization {
+        organization: Box::new(OrgSpec {
+            id: OrgId::new("hospital-4").expect("org id"),
+            kind: OrgKind::Hospital,
+            node: Some(NodeIdentity {
+                public_key: newcomer,
+                address: NodeAddress::new("127.0.0.1:9004").expect("address"),
+            }),
+            administrators: vec![administrator(4).public_key()],
+        }),
+    };
+    let mut nonces = [0u64; 5];
+    let mut sign = |admin: usize, payload: Payload| {
+        let tx = governance(&administrator(admin), nonces[admin], payload);
+        nonces[admin] += 1;
+        tx
+    };
+    let proposal = settle(&context, &cluster, 1, sign(0, Payload::Propose { action: admission }), seed).await;
+    for admin in [1, 2] {
+        settle(&context, &cluster, 4, sign(admin, Payload::Vote { proposal, approve: true }), seed).await;
+    }
+    settle(&context, &cluster, 2, sign(0, Payload::ExecuteProposal { proposal }), seed).await;
+    let epoch_1 = reach_epoch(&context, &cluster, 1, 12, seed).await;
+    let node_0 = Arc::clone(&cluster.running[0].as_ref().expect("running").node);
+    assert!(
+        proposers(&node_0, epoch_1).contains(&newcomer),
+        "seed {seed}: the admitted organisation's node proposed no block in epoch 1"
+    );
+
+    // Suspend hospital-0: 4 of 5 approve, the newcomer's administrator among them.
+    let suspension =
+        GovernanceAction::SuspendOrganization { organization: OrgId::new("hospital-0").expect("id") };
+    let proposal =
+        settle(&context, &cluster, 3, sign(1, Payload::Propose { action: suspension }), seed).await;
+    for admin in [2, 3, 4] {
+        settle(&context, &cluster, 4, sign(admin, Payload::Vote { proposal, approve: true }), seed).await;
+    }
+    settle(&context, &cluster, 1, sign(1, Payload::ExecuteProposal { proposal }), seed).await;
+    let epoch_2 = reach_epoch(&context, &cluster, 2, 12, seed).await;
+    let proposed = proposers(&node_0, epoch_2);
+    assert!(!proposed.contains(&leaver), "seed {seed}: a suspended organisation's node proposed in epoch 2");
+    assert!(proposed.contains(&newcomer), "seed {seed}: the newcomer stopped proposing");
+    let outcome = check(&cluster, &[]);
+    for index in 0..5 {
+        cluster.crash(index);
+    }
+    outcome
+}
+
+fn run_change(seed: u64) -> Outcome {
+    let config = deterministic::Config::new()
+        .with_seed(seed)
+        .with_start_time(UNIX_EPOCH + Duration::from_secs(1))
+        .with_timeout(Some(SIMULATED_LIMIT));
+    deterministic::Runner::new(config).start(|context| async move { change_validators(context, seed).await })
+}
+
+#[test]
+fn validator_set_changes_take_effect_at_their_epoch() {
+    for seed in 0..3 {
+        match std::panic::catch_unwind(|| run_change(seed)) {
+            Ok(outcome) => {
+                println!(
+                    "seed {seed}: {} blocks agreed across two validator-set changes",
+                    outcome.chains[0].len()
+                );
+            }
+            Err(panic) => {
+                eprintln!("validator-change simulation failed for seed {seed}");
+                std::panic::resume_unwind(panic)
+            }
+        }
     }
 }

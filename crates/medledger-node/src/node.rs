@@ -138,9 +138,15 @@ pub enum NodeError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The node key (hex public key) is not a validator of this chain.
-    #[error("node key {0} is not a validator of this chain")]
-    NotAValidator(String),
+    /// The node orders blocks alone, but from `height` it is not the chain's only validator.
+    #[error(
+        "from height {height} this node is not the chain's only validator; restart it to order \
+         blocks with the other validators by consensus"
+    )]
+    NotSoleValidator {
+        /// The first height it may not build alone.
+        height: u64,
+    },
     /// A configuration value is out of range.
     #[error("invalid node configuration: {0}")]
     Config(String),
@@ -236,11 +242,9 @@ fn now_ms() -> u64 {
 }
 
 impl Node {
-    /// A node over an opened store and its chain, proposing with `key`.
+    /// A node over an opened store and its chain, signing blocks it proposes with `key`. A
+    /// node whose key is not a validator follows the chain and serves its API.
     pub fn new(store: Store, chain: Chain, key: SigningKey, config: NodeConfig) -> Result<Self, NodeError> {
-        if !chain.is_validator(&key.public_key()) {
-            return Err(NodeError::NotAValidator(key.public_key().to_string()));
-        }
         if config.max_block_txs == 0 || config.max_block_txs > MAX_BLOCK_TXS {
             return Err(NodeError::Config(format!("max_block_txs must be 1 to {MAX_BLOCK_TXS}")));
         }
@@ -560,9 +564,12 @@ impl Node {
 
     /// Produces blocks until `stop` is set: a block whenever a full block is pending, and at
     /// least every `block_interval_ms` while anything is pending.
-    pub fn run_producer(&self, stop: &AtomicBool) -> Result<(), StoreError> {
+    pub fn run_producer(&self, stop: &AtomicBool) -> Result<(), NodeError> {
         let interval = Duration::from_millis(self.config.block_interval_ms);
         while !stop.load(Ordering::Acquire) {
+            if !self.is_sole_validator() {
+                return Err(NodeError::NotSoleValidator { height: self.with_chain(Chain::height) + 1 });
+            }
             {
                 let mempool = self.mempool.lock().expect("mempool lock poisoned");
                 if mempool.len() < self.config.max_block_txs {
@@ -573,6 +580,12 @@ impl Node {
             self.produce_block()?;
         }
         Ok(())
+    }
+
+    /// Whether this node is the only validator of the next block, so it may order blocks alone.
+    #[must_use]
+    pub fn is_sole_validator(&self) -> bool {
+        self.with_chain(|chain| chain.validators_at(chain.height() + 1) == [self.key.public_key()])
     }
 
     /// Wakes the producer (e.g. to notice a stop request promptly).

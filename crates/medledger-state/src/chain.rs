@@ -312,6 +312,13 @@ impl Chain {
         schedule.at(height).to_vec()
     }
 
+    /// The consensus epoch of the block at `height` (the next block or, with a scheduled
+    /// change already known, a later one).
+    #[must_use]
+    pub fn epoch_at(&self, height: u64) -> u64 {
+        self.validator_schedule().epoch_at(height)
+    }
+
     /// The validator schedule: the current set and any scheduled change.
     #[must_use]
     pub fn validator_schedule(&self) -> ValidatorSchedule {
@@ -568,7 +575,8 @@ fn genesis_entries(genesis: &Genesis) -> Vec<(Vec<u8>, Vec<u8>)> {
         }
     }
     // In registry order, as governance recomputes it, so equal sets compare equal.
-    let schedule = ValidatorSchedule { current: registry.validators(), next: None };
+    let schedule =
+        ValidatorSchedule { epoch: 0, since_height: 1, current: registry.validators(), next: None };
     entries.push((keys::ORGANIZATIONS.to_vec(), registry.encode()));
     entries.push((keys::PARAMETERS.to_vec(), genesis.parameters.encode()));
     entries.push((keys::VALIDATORS.to_vec(), schedule.encode()));

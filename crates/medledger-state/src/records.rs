@@ -313,8 +313,15 @@ impl Decode for Proposal {
 }
 
 /// The validators now, and the next set with the height it takes effect at.
+///
+/// Each set in force is one consensus epoch: epoch 0 is the genesis set from height 1, and
+/// every change that takes effect starts the next epoch at its height.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ValidatorSchedule {
+    /// The epoch of `current`.
+    pub epoch: u64,
+    /// The first height `current` validates.
+    pub since_height: u64,
     /// The validators until `next` takes effect.
     pub current: Vec<PublicKey>,
     /// The next set and the first height it validates.
@@ -330,10 +337,21 @@ impl ValidatorSchedule {
             _ => &self.current,
         }
     }
+
+    /// The epoch of the block at `height` (at or above `since_height`).
+    #[must_use]
+    pub fn epoch_at(&self, height: u64) -> u64 {
+        match &self.next {
+            Some((from_height, _)) if *from_height <= height => self.epoch + 1,
+            _ => self.epoch,
+        }
+    }
 }
 
 impl Encode for ValidatorSchedule {
     fn encode_to(&self, writer: &mut Writer) {
+        writer.u64(self.epoch);
+        writer.u64(self.since_height);
         writer.list(&self.current, Writer::public_key);
         writer.option(self.next.as_ref(), |writer, (from_height, next)| {
             writer.u64(*from_height);
@@ -344,13 +362,15 @@ impl Encode for ValidatorSchedule {
 
 impl Decode for ValidatorSchedule {
     const NAME: &'static str = "validator schedule";
-    const MAX_ENCODED_BYTES: usize = 4 + 1 + 8 + 2 * (4 + MAX_VALIDATORS * 32);
+    const MAX_ENCODED_BYTES: usize = 8 + 8 + 1 + 8 + 2 * (4 + MAX_VALIDATORS * 32);
 
     fn decode_from(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let read_keys = |reader: &mut Reader<'_>| {
             reader.list(MAX_VALIDATORS, "validators", |r| r.public_key("validator"))
         };
         Ok(Self {
+            epoch: reader.u64("epoch")?,
+            since_height: reader.u64("first height of the epoch")?,
             current: read_keys(reader)?,
             next: reader
                 .option("next validators", |reader| Ok((reader.u64("from height")?, read_keys(reader)?)))?,

@@ -511,6 +511,9 @@ fn validator_changes_take_effect_after_the_configured_delay() {
     let (from_height, next) = schedule.next.clone().expect("a change is scheduled");
     assert_eq!(from_height, executed_at + 3, "delay of 3 blocks");
     assert!(next.contains(&new_node.public_key()) && !schedule.current.contains(&new_node.public_key()));
+    assert_eq!((schedule.epoch, schedule.since_height), (0, 1), "still the genesis epoch");
+    assert_eq!(consortium.chain.epoch_at(from_height - 1), 0);
+    assert_eq!(consortium.chain.epoch_at(from_height), 1, "the change starts epoch 1");
 
     // The new node may not propose before its set takes effect, and may at that height.
     let early =
@@ -526,8 +529,10 @@ fn validator_changes_take_effect_after_the_configured_delay() {
     }
     let proposer = std::mem::replace(&mut consortium.proposer, new_node);
     consortium.run(&[]);
-    assert_eq!(consortium.chain.validator_schedule().current, next);
-    assert!(consortium.chain.validator_schedule().next.is_none());
+    let promoted = consortium.chain.validator_schedule();
+    assert_eq!(promoted.current, next);
+    assert!(promoted.next.is_none());
+    assert_eq!((promoted.epoch, promoted.since_height), (1, from_height));
     consortium.proposer = proposer;
 
     // Suspending the organisation takes its node out again, after the same delay.

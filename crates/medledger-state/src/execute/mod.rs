@@ -124,6 +124,8 @@ fn promote_validators(overlay: &mut Overlay<'_>, height: u64) {
     if let Some((from_height, next)) = schedule.next.take_if(|(from_height, _)| *from_height <= height) {
         debug_assert_eq!(from_height, height, "a scheduled set is promoted at exactly its height");
         schedule.current = next;
+        schedule.epoch += 1;
+        schedule.since_height = from_height;
         overlay.put(keys::VALIDATORS.to_vec(), &schedule);
     }
 }
