@@ -45,6 +45,11 @@ pub struct InitArgs {
     /// API address written into node.toml.
     #[arg(long, default_value = DEFAULT_LISTEN)]
     listen: SocketAddr,
+    /// Peer-to-peer listening address written into node.toml. Required with --genesis when
+    /// this node is not a founding organisation's: the registry does not know its address
+    /// until governance admits it.
+    #[arg(long, value_name = "ADDRESS")]
+    p2p_listen: Option<SocketAddr>,
 }
 
 /// Paths `init` creates inside a data directory.
@@ -103,10 +108,16 @@ pub fn run(cli: &Cli, args: &InitArgs) -> Result<(), CliError> {
             genesis.hash()
         )));
     }
-    if !genesis.validators().contains(&node_key.public_key()) {
+    let founding_node = genesis.validators().contains(&node_key.public_key());
+    if !founding_node && (args.genesis.is_none() || args.p2p_listen.is_none()) {
         return Err(CliError::Config(format!(
-            "the node key {} is not the node key of any founding organisation",
-            node_key.public_key()
+            "the node key {} is not the node key of any founding organisation{}",
+            node_key.public_key(),
+            if args.genesis.is_some() {
+                "; to join as a new organisation's node, give --p2p-listen (see docs/deploy.md)"
+            } else {
+                ""
+            }
         )));
     }
     std::fs::create_dir_all(&layout.keys_dir).map_err(CliError::io(&layout.keys_dir))?;
@@ -127,7 +138,7 @@ pub fn run(cli: &Cli, args: &InitArgs) -> Result<(), CliError> {
         data_dir: PathBuf::from("."),
         listen: args.listen,
         key_file,
-        p2p_listen: None,
+        p2p_listen: args.p2p_listen,
         genesis_hash: Some(genesis.hash()),
         block_interval_ms: medledger_node::NodeConfig::default().block_interval_ms,
         max_block_txs: medledger_node::NodeConfig::default().max_block_txs,
@@ -142,6 +153,13 @@ pub fn run(cli: &Cli, args: &InitArgs) -> Result<(), CliError> {
         println!("  admin key     {} ({})", admin.public_key(), layout.admin_key().display());
     }
     println!("  config        {}", layout.config.display());
+    if !founding_node {
+        println!(
+            "this node follows the chain; it joins consensus once governance admits its organisation \
+             with node key {} (medledger org propose admit --node-key …)",
+            node_key.public_key()
+        );
+    }
     println!("run it with:    medledger node --config {}", layout.config.display());
     Ok(())
 }

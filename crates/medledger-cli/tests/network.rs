@@ -1,6 +1,9 @@
-//! Four real `medledger node` processes on loopback run consensus under client load; one is
-//! killed with SIGKILL and restarted mid-run. Every transaction a node accepted ends up final
-//! on all four, and `medledger verify` passes on every data directory.
+//! Real `medledger node` processes on loopback running consensus.
+//! - Four run under client load; one is killed with SIGKILL and restarted mid-run. Every
+//!   transaction a node accepted ends up final on all four, and `medledger verify` passes on
+//!   every data directory.
+//! - A fifth organisation's node joins from the genesis file: it follows the chain, governance
+//!   admits its organisation, and from the epoch that change starts it proposes blocks.
 
 mod support;
 
@@ -49,6 +52,7 @@ fn free_ports(count: u16) -> (u16, u16) {
 struct Cluster {
     data_dir: tempfile::TempDir,
     api_base: u16,
+    p2p_base: u16,
     processes: Vec<Option<Process>>,
 }
 
@@ -88,7 +92,8 @@ impl Cluster {
 /// Creates the 4-validator demo network with `medledger dev --nodes 4`, then stops it.
 fn create_network() -> Cluster {
     let data_dir = tempfile::tempdir().expect("temp dir");
-    let (api_base, p2p_base) = free_ports(u16::try_from(NODES).expect("few nodes"));
+    // One more port of each kind for a node that joins later.
+    let (api_base, p2p_base) = free_ports(u16::try_from(NODES + 1).expect("few nodes"));
     let mut dev = Process::spawn(&[
         "dev",
         "--nodes",
@@ -104,7 +109,7 @@ fn create_network() -> Cluster {
     ]);
     dev.wait_for_line(STARTUP, |line| line.contains("Press Ctrl-C")).expect("the dev network starts");
     assert!(dev.terminate().success(), "the dev network stops cleanly");
-    Cluster { data_dir, api_base, processes: (0..NODES).map(|_| None).collect() }
+    Cluster { data_dir, api_base, p2p_base, processes: (0..NODES).map(|_| None).collect() }
 }
 
 fn anchor(key: &SigningKey, nonce: u64) -> Transaction {
@@ -219,4 +224,169 @@ fn verify(dir: &Path, index: usize) {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// Runs `medledger --node URL args…`, asserts success and parses the JSON it prints.
+fn cli_json(url: &str, args: &[&str]) -> Value {
+    let output = run(&[&["--node", url], args].concat());
+    assert!(output.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).expect("JSON output")
+}
+
+fn applied(answer: &Value) {
+    assert_eq!(answer["receipt"]["status"], "applied", "{answer}");
+}
+
+fn status(url: &str) -> Value {
+    get(&format!("{url}/v1/status")).json()
+}
+
+fn proposer(url: &str, height: u64) -> String {
+    let block = get(&format!("{url}/v1/blocks/{height}")).json();
+    block["block"]["header"]["proposer"].as_str().expect("proposer").to_owned()
+}
+
+/// Waits up to [`SETTLE_WITHIN`] for `done`.
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + SETTLE_WITHIN;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_new_organisations_node_follows_then_validates_from_its_epoch() {
+    let mut cluster = create_network();
+    for index in 0..NODES {
+        cluster.start(index);
+    }
+    let url = cluster.url(0);
+    let genesis_hash = status(&url)["genesis_hash"].as_str().expect("hash").to_owned();
+
+    // The joining organisation sets up its node from the consortium's genesis file.
+    let joiner_dir = cluster.data_dir.path().join("joiner");
+    let offset = u16::try_from(NODES).expect("few");
+    let (joiner_api, joiner_p2p) = (
+        format!("127.0.0.1:{}", cluster.api_base + offset),
+        format!("127.0.0.1:{}", cluster.p2p_base + offset),
+    );
+    let genesis = cluster.data_dir.path().join("genesis.json");
+    let init = run(&[
+        "init",
+        "--data-dir",
+        path_str(&joiner_dir),
+        "--genesis",
+        path_str(&genesis),
+        "--expect-genesis-hash",
+        &genesis_hash,
+        "--listen",
+        &joiner_api,
+        "--p2p-listen",
+        &joiner_p2p,
+    ]);
+    assert!(init.status.success(), "init: {}", String::from_utf8_lossy(&init.stderr));
+    let joiner_key = SigningKey::load(&joiner_dir.join("keys").join("node.pem")).expect("node key");
+    let joiner_node_key = joiner_key.public_key().to_string();
+    let is_validator = |url: &str| {
+        status(url)["validators"].as_array().expect("validators").iter().any(|key| key == &joiner_node_key)
+    };
+
+    // Governance admits its organisation with that node: 7 of the 9 organisations approve.
+    // Until then the consortium's nodes refuse the joiner's connections.
+    let admin =
+        |org: &str| path_str(&cluster.data_dir.path().join("keys").join(org).join("admin.pem")).to_owned();
+    let joiner_admin = joiner_dir.join("admin.pem");
+    let generated = run(&["keys", "gen", "--out", path_str(&joiner_admin)]);
+    assert!(generated.status.success());
+    let joiner_admin_key = String::from_utf8_lossy(&generated.stdout).trim().to_owned();
+    let proposal = cli_json(
+        &url,
+        &[
+            "org",
+            "propose",
+            "--key",
+            &admin("st-mary-hospital"),
+            "--wait",
+            "admit",
+            "--id",
+            "harbor-lab",
+            "--kind",
+            "laboratory",
+            "--admin",
+            &joiner_admin_key,
+            "--node-key",
+            &joiner_node_key,
+            "--node-address",
+            &joiner_p2p,
+        ],
+    );
+    applied(&proposal);
+    let id = proposal["tx_id"].as_str().expect("proposal id").to_owned();
+    for org in [
+        "lakeside-general-hospital",
+        "northside-lab",
+        "city-pharmacy",
+        "helix-pharma",
+        "medroute-distribution",
+        "national-medicines-agency",
+    ] {
+        applied(&cli_json(
+            &cluster.url(1),
+            &["org", "vote", &id, "--approve", "--key", &admin(org), "--wait"],
+        ));
+    }
+    assert!(!is_validator(&url), "not a validator before the admission executes");
+    let executed =
+        cli_json(&cluster.url(2), &["org", "execute", &id, "--key", &admin("st-mary-hospital"), "--wait"]);
+    applied(&executed);
+    let execution = executed["tx_id"].as_str().expect("execution id");
+    let executed_at =
+        get(&format!("{url}/v1/txs/{execution}")).json()["status"]["height"].as_u64().expect("its block");
+
+    // The joiner starts from genesis, catches up from its peers while it only follows, and
+    // from the epoch the change starts it is a validator and proposes blocks.
+    let mut joiner = Process::spawn(&["node", "--config", path_str(&joiner_dir.join("node.toml"))]);
+    joiner.wait_for_line(STARTUP, |line| line.contains("listening on http://")).expect("the joiner starts");
+    let joiner_url = format!("http://{joiner_api}");
+    wait_until("the joiner catches up past the admission", || {
+        status(&joiner_url)["finalized_height"].as_u64() >= Some(executed_at)
+    });
+    wait_until("the joiner is a validator", || is_validator(&url) && is_validator(&joiner_url));
+    let mut checked = executed_at;
+    wait_until("the joiner proposes a final block", || {
+        let head = status(&url)["finalized_height"].as_u64().expect("height");
+        let proposed = (checked + 1..=head).any(|height| proposer(&url, height) == joiner_node_key);
+        checked = head;
+        proposed
+    });
+
+    // Every node, the joiner included, agrees on the chain and sees four connected peers.
+    let common = (0..NODES)
+        .map(|index| status(&cluster.url(index))["finalized_height"].as_u64().expect("h"))
+        .min()
+        .expect("nodes");
+    wait_until("the joiner reaches the common height", || {
+        status(&joiner_url)["finalized_height"].as_u64() >= Some(common)
+    });
+    let reference = get(&format!("{url}/v1/blocks/{common}")).json()["hash"].clone();
+    for node in (0..NODES).map(|index| cluster.url(index)).chain([joiner_url.clone()]) {
+        assert_eq!(get(&format!("{node}/v1/blocks/{common}")).json()["hash"], reference, "{node} agrees");
+    }
+    wait_until("the joiner sees its four peers", || {
+        status(&joiner_url)["peers"]
+            .as_array()
+            .expect("peers")
+            .iter()
+            .filter(|peer| peer["connected"] == true)
+            .count()
+            == NODES
+    });
+    assert!(joiner.terminate().success(), "the joiner stops cleanly");
+    verify(&joiner_dir, NODES);
+    for index in 0..NODES {
+        let mut process = cluster.processes[index].take().expect("running");
+        assert!(process.terminate().success(), "node {index} stops cleanly");
+        verify(&cluster.node_dir(index), index);
+    }
 }
