@@ -636,7 +636,8 @@ fn proposers(node: &Node, from_height: u64) -> Vec<medledger_crypto::PublicKey> 
 }
 
 /// Four founding validators and a fifth organisation's node that follows. Governance admits
-/// the fifth organisation (its node becomes a validator at epoch 1 and proposes blocks), then
+/// the fifth organisation (its node becomes a validator at epoch 1 and proposes blocks; one
+/// founder's node is down across that change and catches up over the boundary), then
 /// suspends the first (its node leaves at epoch 2 and only follows); the chain keeps
 /// finalizing throughout and every node agrees on it.
 async fn change_validators(context: deterministic::Context, seed: u64) -> Outcome {
@@ -694,10 +695,14 @@ async fn change_validators(context: deterministic::Context, seed: u64) -> Outcom
         tx
     };
     let proposal = settle(&context, &cluster, 1, sign(0, Payload::Propose { action: admission }), seed).await;
+    // hospital-3's node is down across the change: it must catch up over the epoch boundary.
+    cluster.crash(3);
     for admin in [1, 2] {
         settle(&context, &cluster, 4, sign(admin, Payload::Vote { proposal, approve: true }), seed).await;
     }
     settle(&context, &cluster, 2, sign(0, Payload::ExecuteProposal { proposal }), seed).await;
+    reach_epoch(&context, &cluster, 1, 3, seed).await;
+    cluster.launch(3).await;
     let epoch_1 = reach_epoch(&context, &cluster, 1, 12, seed).await;
     let node_0 = Arc::clone(&cluster.running[0].as_ref().expect("running").node);
     assert!(

@@ -2,7 +2,7 @@
 //! block production.
 
 use medledger_crypto::{SigningKey, sha256};
-use medledger_node::{Node, NodeConfig, SubmitError, TxStatus};
+use medledger_node::{Node, NodeConfig, NodeError, SubmitError, TxStatus};
 use medledger_store::Store;
 use medledger_types::{ChainId, Genesis, Label, Outcome, Payload, RejectReason, Transaction, TxBody};
 
@@ -131,14 +131,18 @@ fn admission_rejects_duplicates_replays_and_far_future_nonces() {
 }
 
 #[test]
-fn a_node_whose_key_is_not_a_validator_refuses_to_start() {
+fn a_node_whose_key_is_not_a_validator_follows_and_never_builds_alone() {
     let dir = tempfile::tempdir().expect("temp dir");
     let member = SigningKey::from_seed(&[2; 32]);
     let chain_id = ChainId::new("node-test").expect("chain id");
     let validator = SigningKey::from_seed(&[1; 32]).public_key();
     let genesis = Genesis::single_hospital(chain_id, 0, validator, member.public_key(), []);
     let (store, chain) = Store::create(dir.path(), &genesis).expect("create store");
-    assert!(Node::new(store, chain, member, NodeConfig::default()).is_err());
+    let node = Node::new(store, chain, member, NodeConfig::default()).expect("a follower starts");
+    assert!(!node.is_sole_validator());
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    assert!(matches!(node.run_producer(&stop), Err(NodeError::NotSoleValidator { height: 1 })));
+    assert_eq!(node.status().height, 0, "it built nothing");
 }
 
 /// The administrator's transaction revoking `member`.
