@@ -6,11 +6,15 @@ use medledger_crypto::merkle::{MerkleTree, leaf_hash, root_of};
 use medledger_crypto::{Digest, PublicKey, SignatureError, SigningKey, verify_batch};
 use medledger_types::limits::MAX_BLOCK_TXS;
 use medledger_types::{
-    Block, BlockHeader, Decode, Encode, Genesis, Parameters, PatientId, Receipt, Role, Transaction, TxId,
+    Block, BlockHeader, Decode, Encode, Genesis, OrgId, Parameters, PatientId, Receipt, RecordId,
+    ResourceType, Role, Transaction, TxId,
 };
 
 use crate::execute::{ExecutionContext, execute};
-use crate::records::{Account, MemberStatus, Organization, Proposal, Registry, ValidatorSchedule, keys};
+use crate::records::{
+    Account, CareRelationship, MemberStatus, Organization, Proposal, RecordHead, RecordVersion, Registry,
+    ValidatorSchedule, keys,
+};
 use crate::state::{PreparedWrites, State, WriteSet};
 
 /// Why a block cannot extend the chain. Each variant names the first rule it breaks.
@@ -361,6 +365,29 @@ impl Chain {
         self.read(&keys::patient(patient_id))
     }
 
+    /// A record's head: custodian, patient and latest version.
+    #[must_use]
+    pub fn record(&self, resource_type: ResourceType, record: &RecordId) -> Option<RecordHead> {
+        self.read(&keys::record(resource_type, record))
+    }
+
+    /// One anchored version of a record.
+    #[must_use]
+    pub fn record_version(
+        &self,
+        resource_type: ResourceType,
+        record: &RecordId,
+        version: u64,
+    ) -> Option<RecordVersion> {
+        self.read(&keys::record_version(resource_type, record, version))
+    }
+
+    /// Why `organization` may treat `patient`, if it may.
+    #[must_use]
+    pub fn care_relationship(&self, patient: &PatientId, organization: &OrgId) -> Option<CareRelationship> {
+        self.read(&keys::care(patient, organization))
+    }
+
     /// A member key that may sign now, with its account and organisation; `None` for
     /// unknown, revoked and rotated-out keys and for members of suspended organisations.
     #[must_use]
@@ -560,6 +587,16 @@ fn genesis_entries(genesis: &Genesis) -> Vec<(Vec<u8>, Vec<u8>)> {
             active_administrators: u32::try_from(administrators).expect("bounded by MAX_GENESIS_MEMBERS"),
             admitted_height: 0,
         });
+        if let Some(node) = &org.node {
+            let account = Account {
+                next_nonce: 0,
+                organization: org.id.clone(),
+                role: Role::Node,
+                patient_id: None,
+                status: MemberStatus::Active,
+            };
+            entries.push((keys::account(&node.public_key), account.encode()));
+        }
         for member in &org.members {
             let account = Account {
                 next_nonce: 0,

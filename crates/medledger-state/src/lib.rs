@@ -12,6 +12,7 @@
 //!   signature, transaction root, batch-verified transaction signatures, state, receipts and
 //!   history roots), builds new blocks, and commits them.
 
+pub mod access;
 pub mod authorization;
 mod chain;
 pub mod commitment;
@@ -22,6 +23,7 @@ mod state;
 pub use chain::{BlockError, Chain, Committed, VerifiedBlock, VerifiedTx};
 pub use execute::{ExecutionContext, execute, passes_governance};
 pub use records::{
-    Account, AnchorRecord, MemberStatus, Organization, Proposal, Registry, ValidatorSchedule, keys,
+    Account, AnchorRecord, CareRelationship, MemberStatus, Organization, Proposal, RecordHead, RecordVersion,
+    Registry, ValidatorSchedule, keys,
 };
 pub use state::{PreparedWrites, State, WriteSet};

@@ -7,14 +7,14 @@ use medledger_crypto::{Digest, PublicKey};
 use medledger_types::limits::{MAX_ORGANIZATIONS, MAX_VALIDATORS};
 use medledger_types::{
     Decode, DecodeError, Encode, GovernanceAction, NodeIdentity, OrgId, OrgKind, PatientId, Reader, Role,
-    Writer,
+    TxId, Writer,
 };
 use serde::Serialize;
 
 /// State keys. Each kind of entry has its own prefix so keys of different kinds never collide.
 pub mod keys {
     use medledger_crypto::PublicKey;
-    use medledger_types::{Label, PatientId, TxId};
+    use medledger_types::{Label, OrgId, PatientId, RecordId, ResourceType, TxId};
 
     /// Prefix of member accounts.
     pub const ACCOUNT_PREFIX: &[u8] = b"account/";
@@ -53,6 +53,31 @@ pub mod keys {
     #[must_use]
     pub fn proposal(id: &TxId) -> Vec<u8> {
         [PROPOSAL_PREFIX, id.0.as_bytes()].concat()
+    }
+
+    /// Prefix of record heads.
+    pub const RECORD_PREFIX: &[u8] = b"record/";
+    /// Prefix of record versions.
+    pub const RECORD_VERSION_PREFIX: &[u8] = b"record-version/";
+    /// Prefix of treating relationships.
+    pub const CARE_PREFIX: &[u8] = b"care/";
+
+    /// The key of a record's head (custodian, patient, latest version).
+    #[must_use]
+    pub fn record(resource_type: ResourceType, record: &RecordId) -> Vec<u8> {
+        [RECORD_PREFIX, &[resource_type.tag_byte()], &record.0].concat()
+    }
+
+    /// The key of one version of a record.
+    #[must_use]
+    pub fn record_version(resource_type: ResourceType, record: &RecordId, version: u64) -> Vec<u8> {
+        [RECORD_VERSION_PREFIX, &[resource_type.tag_byte()], &record.0, &version.to_be_bytes()].concat()
+    }
+
+    /// The key of an organisation's treating relationship with a patient.
+    #[must_use]
+    pub fn care(patient: &PatientId, organization: &OrgId) -> Vec<u8> {
+        [CARE_PREFIX, &patient.0, organization.as_str().as_bytes()].concat()
     }
 }
 
@@ -406,6 +431,133 @@ impl Decode for AnchorRecord {
             digest: reader.digest("anchor digest")?,
             signer: reader.public_key("anchor signer")?,
             height: reader.u64("anchor height")?,
+        })
+    }
+}
+
+/// A record as the chain knows it: who holds it, whose it is, and its latest version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecordHead {
+    /// The organisation whose vault holds the record.
+    pub custodian: OrgId,
+    /// The patient the record is about, for patient data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patient: Option<PatientId>,
+    /// The latest version.
+    pub version: u64,
+}
+
+impl Encode for RecordHead {
+    fn encode_to(&self, writer: &mut Writer) {
+        self.custodian.encode_to(writer);
+        writer.option(self.patient.as_ref(), |writer, patient| patient.encode_to(writer));
+        writer.u64(self.version);
+    }
+}
+
+impl Decode for RecordHead {
+    const NAME: &'static str = "record head";
+    const MAX_ENCODED_BYTES: usize = 4 + 64 + 1 + 16 + 8;
+
+    fn decode_from(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            custodian: OrgId::decode_from(reader)?,
+            patient: reader.option("record patient", PatientId::decode_from)?,
+            version: reader.u64("record version")?,
+        })
+    }
+}
+
+/// One anchored version of a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RecordVersion {
+    /// SHA-256 of the version's ciphertext.
+    pub ciphertext_digest: Digest,
+    /// The member who wrote it.
+    pub author: PublicKey,
+    /// The node that anchored it.
+    pub node: PublicKey,
+    /// The anchoring transaction.
+    pub tx_id: TxId,
+    /// The block that anchored it.
+    pub height: u64,
+    /// That block's time.
+    pub time_ms: u64,
+}
+
+impl Encode for RecordVersion {
+    fn encode_to(&self, writer: &mut Writer) {
+        writer.digest(&self.ciphertext_digest);
+        writer.public_key(&self.author);
+        writer.public_key(&self.node);
+        writer.digest(&self.tx_id.0);
+        writer.u64(self.height);
+        writer.u64(self.time_ms);
+    }
+}
+
+impl Decode for RecordVersion {
+    const NAME: &'static str = "record version";
+    const MAX_ENCODED_BYTES: usize = 32 * 4 + 16;
+
+    fn decode_from(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            ciphertext_digest: reader.digest("ciphertext digest")?,
+            author: reader.public_key("record author")?,
+            node: reader.public_key("record node")?,
+            tx_id: TxId(reader.digest("record transaction")?),
+            height: reader.u64("record height")?,
+            time_ms: reader.u64("record time")?,
+        })
+    }
+}
+
+/// Why an organisation may treat a patient.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "basis", rename_all = "snake_case")]
+pub enum CareRelationship {
+    /// It holds a record about the patient.
+    Custodian {
+        /// The block of its first record about the patient.
+        since_height: u64,
+    },
+    /// Another organisation referred the patient to it.
+    Referral {
+        /// The referring organisation.
+        referred_by: OrgId,
+        /// The block of the referral.
+        since_height: u64,
+    },
+}
+
+impl Encode for CareRelationship {
+    fn encode_to(&self, writer: &mut Writer) {
+        match self {
+            CareRelationship::Custodian { since_height } => {
+                writer.u8(1);
+                writer.u64(*since_height);
+            }
+            CareRelationship::Referral { referred_by, since_height } => {
+                writer.u8(2);
+                referred_by.encode_to(writer);
+                writer.u64(*since_height);
+            }
+        }
+    }
+}
+
+impl Decode for CareRelationship {
+    const NAME: &'static str = "care relationship";
+    const MAX_ENCODED_BYTES: usize = 1 + 4 + 64 + 8;
+
+    fn decode_from(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(match reader.u8("care basis")? {
+            1 => CareRelationship::Custodian { since_height: reader.u64("since height")? },
+            2 => CareRelationship::Referral {
+                referred_by: OrgId::decode_from(reader)?,
+                since_height: reader.u64("since height")?,
+            },
+            tag => return Err(DecodeError::UnknownTag { what: "care basis", tag }),
         })
     }
 }

@@ -9,8 +9,8 @@ use medledger_state::authorization::{may_submit, role_exists_in};
 use medledger_state::{BlockError, Chain, VerifiedTx, keys};
 use medledger_types::{
     ChainId, Genesis, GenesisMember, GenesisOrganization, GovernanceAction, Label, NodeAddress, NodeIdentity,
-    OrgId, OrgKind, OrgSpec, Outcome, Parameters, PatientId, Payload, RejectReason, Role, Transaction,
-    TxBody, TxId, TxKind,
+    OrgId, OrgKind, OrgSpec, Outcome, Parameters, PatientId, Payload, RecordAnchor, RecordId, RejectReason,
+    ResourceType, Role, Transaction, TxBody, TxId, TxKind,
 };
 
 const CHAIN: &str = "identity-test";
@@ -191,7 +191,8 @@ fn admit(id: &str, kind: OrgKind, node: Option<NodeIdentity>, admin: &SigningKey
 /// The table as the product specification states it, written independently of the code:
 /// administrators govern and manage members everywhere, every member may rotate its own key,
 /// and clinical producers (physician, nurse, laboratory technician, pharmacist) at care
-/// providers (hospital, clinic, laboratory, pharmacy) anchor documents. Nothing else.
+/// providers (hospital, clinic, laboratory, pharmacy) anchor documents and refer patients,
+/// and only a care provider's node anchors records. Nothing else.
 fn specified(kind: OrgKind, role: Role, tx: TxKind) -> bool {
     let role_exists = match role {
         Role::Administrator | Role::Auditor => true,
@@ -203,6 +204,12 @@ fn specified(kind: OrgKind, role: Role, tx: TxKind) -> bool {
         Role::LaboratoryTechnician => [OrgKind::Laboratory, OrgKind::Hospital].contains(&kind),
         Role::RegulatorInspector => kind == OrgKind::Regulator,
         Role::Patient => kind == OrgKind::PatientService,
+        // Nodes are not enrolled; an organisation's node only anchors its vault's records.
+        Role::Node => {
+            return tx == TxKind::Record
+                && [OrgKind::Hospital, OrgKind::Clinic, OrgKind::Laboratory, OrgKind::Pharmacy]
+                    .contains(&kind);
+        }
     };
     let administrative =
         [TxKind::EnrolMember, TxKind::RevokeMember, TxKind::Propose, TxKind::Vote, TxKind::ExecuteProposal];
@@ -211,7 +218,9 @@ fn specified(kind: OrgKind, role: Role, tx: TxKind) -> bool {
     role_exists
         && (tx == TxKind::RotateKey
             || (administrative.contains(&tx) && role == Role::Administrator)
-            || (tx == TxKind::Anchor && clinical_producer.contains(&role) && care_provider.contains(&kind)))
+            || ([TxKind::Anchor, TxKind::Refer].contains(&tx)
+                && clinical_producer.contains(&role)
+                && care_provider.contains(&kind)))
 }
 
 #[test]
@@ -219,8 +228,10 @@ fn authorization_table_matches_the_specification_for_every_combination() {
     let mut checked = 0;
     for kind in OrgKind::ALL {
         for role in Role::ALL {
+            // A node holds an account without being a role members are enrolled in.
             assert_eq!(
-                role_exists_in(*kind, *role),
+                role_exists_in(*kind, *role)
+                    || (*role == Role::Node && may_submit(*kind, *role, TxKind::Record)),
                 TxKind::ALL.iter().any(|tx| specified(*kind, *role, *tx)),
                 "{role} in {kind}"
             );
@@ -255,6 +266,17 @@ fn sample_payload(kind: TxKind, signer: &SigningKey, index: u8) -> Payload {
         },
         TxKind::Vote => Payload::Vote { proposal: TxId(sha256(b"no such proposal")), approve: true },
         TxKind::ExecuteProposal => Payload::ExecuteProposal { proposal: TxId(sha256(b"no such proposal")) },
+        TxKind::Record => Payload::Record(RecordAnchor {
+            resource_type: ResourceType::Practitioner,
+            record: RecordId([index; 16]),
+            version: 1,
+            patient: None,
+            ciphertext_digest: sha256(&[index]),
+            author: signer.public_key(),
+        }),
+        TxKind::Refer => {
+            Payload::Refer { patient: PatientId([index; 16]), organization: org_id("st-mary-hospital") }
+        }
     }
 }
 

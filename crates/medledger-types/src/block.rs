@@ -213,6 +213,25 @@ pub enum RejectReason {
     RegistryFull,
     /// The change would leave the chain without a validator. The nonce is consumed.
     NoValidatorLeft,
+    /// A record version is not the next one (1 for a new record). The nonce is consumed.
+    RecordVersion {
+        /// The version the record's next anchor must carry.
+        expected: u64,
+    },
+    /// The record is held by another organisation. The nonce is consumed.
+    RecordCustodian,
+    /// The record's patient is missing, not allowed for its resource type, not a registered
+    /// Patient record, or differs from the record's earlier versions. The nonce is consumed.
+    RecordPatient,
+    /// The record's author is not an active member of the node's organisation whose role may
+    /// write that resource type. The nonce is consumed.
+    RecordAuthor,
+    /// A node's key changes only with its organisation's registration, through governance.
+    /// The nonce is consumed.
+    NodeKey,
+    /// The signer's organisation has no treating relationship with the patient. The nonce is
+    /// consumed.
+    NoCareRelationship,
 }
 
 impl RejectReason {
@@ -245,6 +264,12 @@ impl RejectReason {
             RejectReason::InvalidAction => 25,
             RejectReason::RegistryFull => 26,
             RejectReason::NoValidatorLeft => 27,
+            RejectReason::RecordVersion { .. } => 28,
+            RejectReason::RecordCustodian => 29,
+            RejectReason::RecordPatient => 30,
+            RejectReason::RecordAuthor => 31,
+            RejectReason::NodeKey => 32,
+            RejectReason::NoCareRelationship => 33,
         }
     }
 
@@ -277,6 +302,12 @@ impl RejectReason {
             25 => RejectReason::InvalidAction,
             26 => RejectReason::RegistryFull,
             27 => RejectReason::NoValidatorLeft,
+            28 => RejectReason::RecordVersion { expected: reader.u64("expected record version")? },
+            29 => RejectReason::RecordCustodian,
+            30 => RejectReason::RecordPatient,
+            31 => RejectReason::RecordAuthor,
+            32 => RejectReason::NodeKey,
+            33 => RejectReason::NoCareRelationship,
             tag => return Err(DecodeError::UnknownTag { what: "receipt outcome", tag }),
         })
     }
@@ -316,6 +347,18 @@ impl fmt::Display for RejectReason {
             RejectReason::InvalidAction => "the proposed action is invalid",
             RejectReason::RegistryFull => "the organisation registry or validator set is full",
             RejectReason::NoValidatorLeft => "the change would leave no validator",
+            RejectReason::RecordVersion { expected } => {
+                return write!(f, "the record's next version is {expected}");
+            }
+            RejectReason::RecordCustodian => "the record is held by another organisation",
+            RejectReason::RecordPatient => {
+                "the record's patient does not fit its type or its earlier versions"
+            }
+            RejectReason::RecordAuthor => "the author may not write this record for the node's organisation",
+            RejectReason::NodeKey => "a node key changes only through governance",
+            RejectReason::NoCareRelationship => {
+                "the organisation has no treating relationship with the patient"
+            }
         };
         f.write_str(text)
     }
@@ -348,7 +391,9 @@ impl Encode for Receipt {
             Outcome::Applied => writer.u8(0),
             Outcome::Rejected(reason) => {
                 writer.u8(reason.tag());
-                if let RejectReason::NonceReplayed { expected } | RejectReason::NonceGap { expected } = reason
+                if let RejectReason::NonceReplayed { expected }
+                | RejectReason::NonceGap { expected }
+                | RejectReason::RecordVersion { expected } = reason
                 {
                     writer.u64(expected);
                 }

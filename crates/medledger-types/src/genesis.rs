@@ -144,8 +144,10 @@ impl Genesis {
         if member_count > MAX_GENESIS_MEMBERS {
             return invalid(format!("at most {MAX_GENESIS_MEMBERS} members, has {member_count}"));
         }
-        if !all_distinct(self.members().map(|(_, member)| member.public_key)) {
-            return invalid("a member key is listed twice".into());
+        if !all_distinct(
+            self.members().map(|(_, member)| member.public_key).chain(validators.iter().copied()),
+        ) {
+            return invalid("a member key is listed twice, or is also a node key".into());
         }
         if !all_distinct(self.members().filter_map(|(_, member)| member.patient_id)) {
             return invalid("a patient id is listed twice".into());

@@ -33,13 +33,15 @@ macro_rules! named_enum {
                 match self { $($name::$variant => $text,)+ }
             }
 
-            pub(crate) fn tag(self) -> u8 {
+            /// The stable tag byte of the canonical encoding (also used in state keys).
+            #[must_use]
+            pub fn tag_byte(self) -> u8 {
                 match self { $($name::$variant => $tag,)+ }
             }
 
             /// Appends the canonical encoding.
             pub fn encode_to(self, writer: &mut Writer) {
-                writer.u8(self.tag());
+                writer.u8(self.tag_byte());
             }
 
             /// Reads the canonical encoding.
@@ -136,6 +138,9 @@ named_enum!(
         RegulatorInspector = 7, "regulator-inspector";
         /// A patient, known on chain only by a pseudonymous [`PatientId`].
         Patient = 8, "patient";
+        /// An organisation's node: it anchors the records its vault holds. Node accounts come
+        /// from genesis and admission, never from enrolment.
+        Node = 9, "node";
     }
 );
 
@@ -153,6 +158,9 @@ impl OrgKind {
             Role::LaboratoryTechnician => matches!(self, Laboratory | Hospital),
             Role::RegulatorInspector => self == Regulator,
             Role::Patient => self == PatientService,
+            // A node is not a member an administrator enrols: its account comes with the
+            // organisation's node identity.
+            Role::Node => false,
         }
     }
 }

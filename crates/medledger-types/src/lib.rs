@@ -11,6 +11,7 @@ pub mod codec;
 mod genesis;
 mod identity;
 pub mod limits;
+mod record;
 mod text;
 mod tx;
 
@@ -21,6 +22,7 @@ pub use identity::{
     GovernanceAction, NodeIdentity, OrgKind, OrgSpec, Parameters, ParametersError, PatientId,
     PatientIdParseError, Role, UnknownName,
 };
+pub use record::{RecordAnchor, RecordId, RecordIdParseError, ResourceType};
 pub use text::{ChainId, Label, NodeAddress, OrgId, TextError};
 pub use tx::{Payload, Transaction, TxBody, TxId, TxKind};
 

@@ -9,8 +9,9 @@ use serde::{Deserialize, Serialize};
 use crate::codec::{Decode, DecodeError, Encode, Reader, Writer};
 use crate::identity::{GovernanceAction, PatientId, Role, named_enum};
 use crate::limits::MAX_TX_BYTES;
+use crate::record::RecordAnchor;
 use crate::tags;
-use crate::text::{ChainId, Label};
+use crate::text::{ChainId, Label, OrgId};
 
 /// What a transaction asks the ledger to do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +67,17 @@ pub enum Payload {
         /// The proposal.
         proposal: TxId,
     },
+    /// A custodian organisation's node anchors one version of a patient record held in its
+    /// vault. Only a node signs these: the record's author is named inside.
+    Record(RecordAnchor),
+    /// A clinician refers a patient of its organisation to another organisation, which gains
+    /// a treating relationship with the patient (and so may read the patient's records).
+    Refer {
+        /// The patient.
+        patient: PatientId,
+        /// The organisation the patient is referred to.
+        organization: OrgId,
+    },
 }
 
 named_enum!(
@@ -85,6 +97,10 @@ named_enum!(
         Vote = 7, "vote";
         /// [`Payload::ExecuteProposal`].
         ExecuteProposal = 8, "execute_proposal";
+        /// [`Payload::Record`].
+        Record = 9, "record";
+        /// [`Payload::Refer`].
+        Refer = 10, "refer";
     }
 );
 
@@ -100,6 +116,8 @@ impl Payload {
             Payload::Propose { .. } => TxKind::Propose,
             Payload::Vote { .. } => TxKind::Vote,
             Payload::ExecuteProposal { .. } => TxKind::ExecuteProposal,
+            Payload::Record(_) => TxKind::Record,
+            Payload::Refer { .. } => TxKind::Refer,
         }
     }
 }
@@ -128,6 +146,11 @@ impl Encode for Payload {
                 writer.bool(*approve);
             }
             Payload::ExecuteProposal { proposal } => writer.digest(&proposal.0),
+            Payload::Record(anchor) => anchor.encode_to(writer),
+            Payload::Refer { patient, organization } => {
+                patient.encode_to(writer);
+                organization.encode_to(writer);
+            }
         }
     }
 }
@@ -157,6 +180,11 @@ impl Payload {
             TxKind::ExecuteProposal => {
                 Payload::ExecuteProposal { proposal: TxId(reader.digest("proposal")?) }
             }
+            TxKind::Record => Payload::Record(RecordAnchor::decode_from(reader)?),
+            TxKind::Refer => Payload::Refer {
+                patient: PatientId::decode_from(reader)?,
+                organization: OrgId::decode_from(reader)?,
+            },
         })
     }
 }

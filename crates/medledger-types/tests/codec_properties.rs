@@ -14,7 +14,8 @@ use medledger_types::limits::{
 use medledger_types::{
     Block, BlockHeader, ChainId, Decode, DecodeError, Encode, Genesis, GenesisMember, GenesisOrganization,
     GovernanceAction, Label, NodeAddress, NodeIdentity, OrgId, OrgKind, OrgSpec, Outcome, Parameters,
-    PatientId, Payload, Reader, Receipt, RejectReason, Role, Transaction, TxBody, TxId,
+    PatientId, Payload, Reader, Receipt, RecordAnchor, RecordId, RejectReason, ResourceType, Role,
+    Transaction, TxBody, TxId,
 };
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
@@ -115,6 +116,26 @@ fn vote() -> impl Strategy<Value = Payload> {
         .prop_map(|(proposal, approve)| Payload::Vote { proposal: TxId(proposal), approve })
 }
 
+/// Record anchors as the codec sees them: which types carry a patient is a rule check.
+fn record_anchor() -> impl Strategy<Value = RecordAnchor> {
+    (
+        prop::sample::select(ResourceType::ALL),
+        any::<[u8; 16]>(),
+        any::<u64>(),
+        prop::option::of(patient_id()),
+        digest(),
+        public_key(),
+    )
+        .prop_map(|(resource_type, record, version, patient, ciphertext_digest, author)| RecordAnchor {
+            resource_type,
+            record: RecordId(record),
+            version,
+            patient,
+            ciphertext_digest,
+            author,
+        })
+}
+
 /// Every payload kind. The match makes this fail to compile when a kind is added.
 fn payload() -> impl Strategy<Value = Payload> {
     let _every_kind_is_generated = |payload: &Payload| match payload {
@@ -124,7 +145,9 @@ fn payload() -> impl Strategy<Value = Payload> {
         | Payload::RevokeMember { .. }
         | Payload::Propose { .. }
         | Payload::Vote { .. }
-        | Payload::ExecuteProposal { .. } => {}
+        | Payload::ExecuteProposal { .. }
+        | Payload::Record(_)
+        | Payload::Refer { .. } => {}
     };
     prop_oneof![
         anchor(),
@@ -134,6 +157,8 @@ fn payload() -> impl Strategy<Value = Payload> {
         governance_action().prop_map(|action| Payload::Propose { action }),
         vote(),
         digest().prop_map(|proposal| Payload::ExecuteProposal { proposal: TxId(proposal) }),
+        record_anchor().prop_map(Payload::Record),
+        (patient_id(), org_id()).prop_map(|(patient, organization)| Payload::Refer { patient, organization }),
     ]
 }
 
@@ -249,6 +274,12 @@ fn every_reject_reason(expected: u64) -> Vec<RejectReason> {
         R::InvalidAction,
         R::RegistryFull,
         R::NoValidatorLeft,
+        R::RecordVersion { expected: 7 },
+        R::RecordCustodian,
+        R::RecordPatient,
+        R::RecordAuthor,
+        R::NodeKey,
+        R::NoCareRelationship,
     ];
     for reason in &reasons {
         match reason {
@@ -278,7 +309,13 @@ fn every_reject_reason(expected: u64) -> Vec<RejectReason> {
             | R::NotEnoughVotes
             | R::InvalidAction
             | R::RegistryFull
-            | R::NoValidatorLeft => {}
+            | R::NoValidatorLeft
+            | R::RecordVersion { .. }
+            | R::RecordCustodian
+            | R::RecordPatient
+            | R::RecordAuthor
+            | R::NodeKey
+            | R::NoCareRelationship => {}
         }
     }
     reasons
@@ -611,14 +648,14 @@ proptest! {
     }
 
     #[test]
-    fn unknown_payload_tag_is_rejected(tx in transaction(), tag in any::<u8>().prop_filter("unknown", |tag| !(2..=8).contains(tag))) {
+    fn unknown_payload_tag_is_rejected(tx in transaction(), tag in any::<u8>().prop_filter("unknown", |tag| !(2..=10).contains(tag))) {
         let mut bytes = tx.encode();
         bytes[payload_tag_offset(&tx.body)] = tag;
         prop_assert_eq!(Transaction::decode(&bytes), Err(DecodeError::UnknownTag { what: "transaction kind", tag }));
     }
 
     #[test]
-    fn unknown_receipt_outcome_tag_is_rejected(receipts in prop::collection::vec(receipt(), 1..10), index in any::<prop::sample::Index>(), tag in 28u8..=255) {
+    fn unknown_receipt_outcome_tag_is_rejected(receipts in prop::collection::vec(receipt(), 1..10), index in any::<prop::sample::Index>(), tag in 34u8..=255) {
         let mut bytes = receipts[0].encode();
         bytes[Digest::LEN] = tag;
         let expected = DecodeError::UnknownTag { what: "receipt outcome", tag };

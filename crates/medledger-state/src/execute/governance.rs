@@ -121,8 +121,11 @@ fn check_admission(overlay: &Overlay<'_>, registry: &Registry, spec: &OrgSpec) -
         return Err(RejectReason::MemberExists);
     }
     if let Some(node) = &spec.node {
-        if registry.uses_node_key(&node.public_key) {
+        if registry.uses_node_key(&node.public_key) || administrators.contains(&node.public_key) {
             return Err(RejectReason::InvalidAction);
+        }
+        if overlay.contains(&keys::account(&node.public_key)) {
+            return Err(RejectReason::MemberExists);
         }
         if registry.validators().len() >= MAX_VALIDATORS {
             return Err(RejectReason::RegistryFull);
@@ -153,11 +156,12 @@ fn apply_action(overlay: &mut Overlay<'_>, action: &GovernanceAction, height: u6
 }
 
 fn admit(overlay: &mut Overlay<'_>, registry: &mut Registry, spec: &OrgSpec, height: u64) {
-    for key in &spec.administrators {
+    let node = spec.node.as_ref().map(|node| (&node.public_key, Role::Node));
+    for (key, role) in spec.administrators.iter().map(|key| (key, Role::Administrator)).chain(node) {
         let account = Account {
             next_nonce: 0,
             organization: spec.id.clone(),
-            role: Role::Administrator,
+            role,
             patient_id: None,
             status: MemberStatus::Active,
         };

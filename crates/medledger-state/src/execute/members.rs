@@ -90,6 +90,10 @@ fn own_active_member(call: &Call<'_, '_, '_>, key: &PublicKey) -> Result<Account
     if !member.is_active() {
         return Err(RejectReason::MemberInactive);
     }
+    // The registry names the node key; only governance may change it.
+    if member.role == Role::Node {
+        return Err(RejectReason::NodeKey);
+    }
     Ok(member)
 }
 

@@ -7,6 +7,7 @@
 
 mod governance;
 mod members;
+mod records;
 
 pub use governance::passes as passes_governance;
 
@@ -169,6 +170,8 @@ fn execute_one(
         Payload::Propose { action } => governance::propose(&mut call, action),
         Payload::Vote { proposal, approve } => governance::vote(&mut call, proposal, *approve),
         Payload::ExecuteProposal { proposal } => governance::execute_proposal(&mut call, proposal),
+        Payload::Record(anchor) => records::record(&mut call, anchor),
+        Payload::Refer { patient, organization } => records::refer(&mut call, patient, organization),
     };
     match result {
         Ok(()) => Outcome::Applied,
