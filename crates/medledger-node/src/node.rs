@@ -9,7 +9,9 @@ use medledger_crypto::{Digest, PublicKey, SigningKey};
 use medledger_state::{Account, BlockError, Chain, Committed, MemberStatus, VerifiedBlock, VerifiedTx};
 use medledger_store::{Store, StoreError, TxLocation};
 use medledger_types::limits::MAX_BLOCK_TXS;
-use medledger_types::{Block, ChainId, OrgId, Outcome, Payload, Receipt, RejectReason, Transaction, TxId};
+use medledger_types::{
+    Block, ChainId, OrgId, Outcome, Payload, Receipt, RejectReason, Transaction, TxBody, TxId,
+};
 use serde::Serialize;
 use tokio::sync::watch;
 
@@ -92,6 +94,9 @@ pub enum SubmitError {
     /// The store could not be read.
     #[error("store: {0}")]
     Store(String),
+    /// An earlier transaction of the same batch was refused, so this one was not tried.
+    #[error("not submitted: an earlier transaction of the batch was refused")]
+    EarlierRefused,
 }
 
 /// Why a registered key may not sign now, if it may not.
@@ -234,6 +239,8 @@ pub struct Node {
     /// the node is the only validator.
     outbox: Mutex<Option<VecDeque<Transaction>>>,
     peers: RwLock<Vec<PeerStatus>>,
+    /// Serialises the node's own transactions so their nonces are contiguous.
+    own_nonces: Mutex<()>,
 }
 
 fn now_ms() -> u64 {
@@ -264,6 +271,7 @@ impl Node {
             height,
             outbox: Mutex::new(None),
             peers: RwLock::new(Vec::new()),
+            own_nonces: Mutex::new(()),
         })
     }
 
@@ -403,6 +411,37 @@ impl Node {
         let verified = VerifiedTx::verify(tx).map_err(|_| SubmitError::BadSignature)?;
         let id = verified.id();
         self.admit_from_client(vec![verified]).pop().expect("one result per transaction").map(|()| id)
+    }
+
+    /// Signs `payloads` with the node's own key at its next nonces and admits them in order.
+    /// The first refusal refuses the rest too, so the node's pending nonces never leave a gap.
+    pub fn submit_as_node(&self, payloads: Vec<Payload>) -> Vec<Result<TxId, SubmitError>> {
+        let _own = self.own_nonces.lock().expect("own-nonce lock poisoned");
+        let node_key = self.key.public_key();
+        let Some((_, first_nonce)) = self.account(&node_key) else {
+            let refusal = SubmitError::UnknownSigner(node_key.to_string());
+            return payloads.iter().map(|_| Err(refusal.clone())).collect();
+        };
+        let chain_id = self.with_chain(|chain| chain.genesis().chain_id.clone());
+        let txs: Vec<VerifiedTx> = (first_nonce..)
+            .zip(payloads)
+            .map(|(nonce, payload)| {
+                let body = TxBody { chain_id: chain_id.clone(), signer: node_key, nonce, payload };
+                VerifiedTx::verify(body.sign(&self.key)).expect("the node's own signature verifies")
+            })
+            .collect();
+        let mut results = Vec::with_capacity(txs.len());
+        for tx in txs {
+            let id = tx.id();
+            let refused = results.last().is_some_and(Result::is_err);
+            let result = if refused {
+                Err(SubmitError::EarlierRefused)
+            } else {
+                self.admit_from_client(vec![tx]).pop().expect("one result").map(|()| id)
+            };
+            results.push(result);
+        }
+        results
     }
 
     /// Verifies many transactions with one batch verification (falling back to one by one
