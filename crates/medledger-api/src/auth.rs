@@ -23,6 +23,8 @@ pub const MAX_AUTHENTICATED_BODY_BYTES: usize = 64 * 1024;
 #[derive(Debug, Default)]
 pub struct AuthState {
     replay: Mutex<ReplayCache>,
+    /// Bearer sessions opened with a signed request.
+    pub sessions: Mutex<Sessions>,
 }
 
 /// A request signed by an active member key of an active organisation, with its body.
@@ -50,43 +52,138 @@ impl FromRequest<Arc<Node>> for Authenticated {
 
     async fn from_request(request: Request, node: &Arc<Node>) -> Result<Self, Problem> {
         let (parts, body) = request.into_parts();
-        let body = axum::body::to_bytes(body, MAX_AUTHENTICATED_BODY_BYTES).await.map_err(|_| {
-            Problem::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body-too-large",
-                "Body too large",
-                format!("authenticated request bodies are at most {MAX_AUTHENTICATED_BODY_BYTES} bytes"),
-            )
-        })?;
+        let body = read_body(body, MAX_AUTHENTICATED_BODY_BYTES).await?;
         let state = parts.extensions.get::<Arc<AuthState>>().expect("the router installs the auth state");
-        let headers = &parts.headers;
-        let request_parts = RequestParts {
-            method: parts.method.as_str(),
-            authority: header_text(headers, header::HOST.as_str())?.unwrap_or_default(),
-            path: parts.uri.path(),
-            query: parts.uri.query(),
-            content_digest: header_text(headers, "content-digest")?,
-            body: &body,
-            signature_input: header_text(headers, "signature-input")?,
-            signature: header_text(headers, "signature")?,
-        };
-        let now = unix_seconds();
-        let verified = verify_request(&request_parts, now).map_err(|error| auth_problem(&error))?;
-        let (account, organization) =
-            node.with_chain(|chain| chain.active_member(&verified.key)).ok_or_else(|| {
-                Problem::forbidden(
-                    "not-an-active-member",
-                    "the signing key is not an active member key of an active organisation",
-                )
-            })?;
-        // Only members reach the replay cache, so strangers cannot fill it.
-        state
-            .replay
-            .lock()
-            .expect("replay cache lock poisoned")
-            .check_and_insert(&verified.key, &verified.nonce, verified.created, now)
-            .map_err(|error| auth_problem(&error))?;
-        Ok(Self { key: verified.key, account, organization, body })
+        let member = verify_member(&parts, &body, node, state)?;
+        Ok(Self { key: member.key, account: member.account, organization: member.organization, body })
+    }
+}
+
+/// An authenticated member, as the chain knows it now.
+#[derive(Debug, Clone)]
+pub struct Member {
+    /// The member's key.
+    pub key: PublicKey,
+    /// Its account.
+    pub account: Account,
+    /// Its organisation.
+    pub organization: Organization,
+}
+
+/// Reads a body of at most `max_bytes`.
+pub(crate) async fn read_body(body: axum::body::Body, max_bytes: usize) -> Result<Bytes, Problem> {
+    axum::body::to_bytes(body, max_bytes).await.map_err(|_| {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body-too-large",
+            "Body too large",
+            format!("this request's body may be at most {max_bytes} bytes"),
+        )
+    })
+}
+
+/// Checks an RFC 9421 signature by an active member key, then the nonce against replay.
+pub(crate) fn verify_signed(
+    parts: &axum::http::request::Parts,
+    body: &[u8],
+    node: &Node,
+    state: &AuthState,
+) -> Result<Member, Problem> {
+    let headers = &parts.headers;
+    let request_parts = RequestParts {
+        method: parts.method.as_str(),
+        authority: header_text(headers, header::HOST.as_str())?.unwrap_or_default(),
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        content_digest: header_text(headers, "content-digest")?,
+        body,
+        signature_input: header_text(headers, "signature-input")?,
+        signature: header_text(headers, "signature")?,
+    };
+    let now = unix_seconds();
+    let verified = verify_request(&request_parts, now).map_err(|error| auth_problem(&error))?;
+    let member = active_member(node, verified.key)?;
+    // Only members reach the replay cache, so strangers cannot fill it.
+    state
+        .replay
+        .lock()
+        .expect("replay cache lock poisoned")
+        .check_and_insert(&verified.key, &verified.nonce, verified.created, now)
+        .map_err(|error| auth_problem(&error))?;
+    Ok(member)
+}
+
+/// A request authenticated either by signature or by a session's bearer token.
+pub(crate) fn verify_member(
+    parts: &axum::http::request::Parts,
+    body: &[u8],
+    node: &Node,
+    state: &AuthState,
+) -> Result<Member, Problem> {
+    let bearer = header_text(&parts.headers, header::AUTHORIZATION.as_str())?
+        .and_then(|value| value.strip_prefix("Bearer "));
+    match bearer {
+        Some(token) => {
+            let key = state.sessions.lock().expect("session lock poisoned").key_of(token, unix_seconds())?;
+            active_member(node, key)
+        }
+        None => verify_signed(parts, body, node, state),
+    }
+}
+
+fn active_member(node: &Node, key: PublicKey) -> Result<Member, Problem> {
+    let (account, organization) = node.with_chain(|chain| chain.active_member(&key)).ok_or_else(|| {
+        Problem::forbidden(
+            "not-an-active-member",
+            "the signing key is not an active member key of an active organisation",
+        )
+    })?;
+    Ok(Member { key, account, organization })
+}
+
+/// How long a session token lasts: a clinical shift's worth, not longer.
+pub const SESSION_TTL_SECONDS: u64 = 8 * 60 * 60;
+
+/// Most live sessions a node keeps; the oldest goes first when full.
+pub const MAX_SESSIONS: usize = 10_000;
+
+/// Bearer sessions: random tokens, kept only as their SHA-256, each bound to one member key.
+#[derive(Debug, Default)]
+pub struct Sessions {
+    by_token: std::collections::HashMap<[u8; 32], (PublicKey, u64)>,
+    order: std::collections::VecDeque<[u8; 32]>,
+}
+
+impl Sessions {
+    /// Opens a session for `key`; returns the token and its expiry (Unix seconds).
+    pub fn open(&mut self, key: PublicKey, now: u64) -> (String, u64) {
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret).expect("the operating system provides randomness");
+        let token = hex::encode(secret);
+        let digest = medledger_crypto::sha256(token.as_bytes());
+        if self.order.len() >= MAX_SESSIONS
+            && let Some(oldest) = self.order.pop_front()
+        {
+            self.by_token.remove(&oldest);
+        }
+        let expires = now + SESSION_TTL_SECONDS;
+        self.by_token.insert(*digest.as_bytes(), (key, expires));
+        self.order.push_back(*digest.as_bytes());
+        (token, expires)
+    }
+
+    fn key_of(&self, token: &str, now: u64) -> Result<PublicKey, Problem> {
+        let digest = medledger_crypto::sha256(token.as_bytes());
+        match self.by_token.get(digest.as_bytes()) {
+            Some((key, expires)) if *expires > now => Ok(*key),
+            Some(_) => {
+                Err(Problem::unauthorized("session-expired", "the session has expired; open a new one"))
+            }
+            None => Err(Problem::unauthorized(
+                "unknown-session",
+                "the bearer token is not a session of this node",
+            )),
+        }
     }
 }
 

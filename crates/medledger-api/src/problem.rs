@@ -109,7 +109,7 @@ impl From<SubmitError> for Problem {
             SubmitError::AlreadyCommitted { .. } => {
                 (StatusCode::CONFLICT, "already-committed", "Already committed")
             }
-            SubmitError::MempoolFull { .. } => {
+            SubmitError::MempoolFull { .. } | SubmitError::EarlierRefused => {
                 (StatusCode::SERVICE_UNAVAILABLE, "mempool-full", "Mempool full")
             }
             SubmitError::Store(message) => return Problem::internal(&message),

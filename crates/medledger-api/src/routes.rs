@@ -61,6 +61,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/proposals/{id}", get(identity::get_proposal))
         .route("/v1/authorization", get(identity::authorization_table))
         .route("/v1/whoami", get(identity::whoami))
+        .route("/v1/sessions", post(open_session))
         .route("/v1/members", get(identity::list_members))
         .route("/v1/members/{public_key}", get(identity::get_member))
         .route(
@@ -93,6 +94,29 @@ async fn healthz(State(node): Shared) -> Response {
         )
         .into_response()
     }
+}
+
+/// Opens a bearer session for the member who signed the request (for FHIR clients and `curl`,
+/// which cannot sign each request).
+async fn open_session(
+    axum::Extension(auth): axum::Extension<Arc<crate::auth::AuthState>>,
+    member: crate::auth::Authenticated,
+) -> Response {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs());
+    let (token, expires_at) = auth.sessions.lock().expect("session lock poisoned").open(member.key, now);
+    (
+        StatusCode::CREATED,
+        Json(json!({
+            "token": token,
+            "token_type": "Bearer",
+            "expires_at": expires_at,
+            "member": member.key,
+            "organization": member.organization.id,
+        })),
+    )
+        .into_response()
 }
 
 async fn status(State(node): Shared) -> Json<medledger_node::Status> {

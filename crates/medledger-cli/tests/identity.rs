@@ -465,3 +465,37 @@ fn members_only_reads_need_a_fresh_signature_by_an_active_member() {
     tampered.body = json!({ "display_name": "Mallory" }).to_string().into_bytes();
     tampered.send(&node).assert_problem(401, "content-digest-mismatch");
 }
+
+#[test]
+fn a_signed_request_opens_a_bearer_session_that_stops_with_the_members_key() {
+    let node = DevNode::start();
+    let nurse = node.key("st-mary-hospital", "nurse-tom-becker");
+    let bearer = |token: &str| {
+        let request = ureq::http::Request::builder()
+            .uri(format!("{}/v1/whoami", node.url))
+            .header("authorization", format!("Bearer {token}"))
+            .body(Vec::new())
+            .expect("a valid request");
+        support::send(request)
+    };
+    // No session without a signature.
+    support::post(&format!("{}/v1/sessions", node.url), "application/json", b"")
+        .assert_problem(401, "missing-signature");
+    bearer(&"00".repeat(32)).assert_problem(401, "unknown-session");
+
+    let session = Signed::new(&node, &nurse, "POST", "/v1/sessions", b"").send(&node);
+    assert_eq!(session.status, 201, "{}", String::from_utf8_lossy(&session.body));
+    let session = session.json();
+    let token = session["token"].as_str().expect("a token");
+    assert_eq!(token.len(), 64);
+    assert_eq!(session["organization"], "st-mary-hospital");
+    let me = bearer(token);
+    assert_eq!(me.status, 200, "{}", String::from_utf8_lossy(&me.body));
+    assert_eq!(me.json()["member"]["public_key"], nurse.public_key().to_string());
+
+    // Revoking the nurse's key ends what its session may do at once.
+    let admin = node.key_arg("st-mary-hospital", "admin");
+    let nurse_key = nurse.public_key().to_string();
+    cli_json(&node, &["member", "revoke", "--key", &admin, "--public-key", &nurse_key, "--wait"]);
+    bearer(token).assert_problem(403, "not-an-active-member");
+}

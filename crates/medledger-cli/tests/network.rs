@@ -341,8 +341,11 @@ fn a_new_organisations_node_follows_then_validates_from_its_epoch() {
         cli_json(&cluster.url(2), &["org", "execute", &id, "--key", &admin("st-mary-hospital"), "--wait"]);
     applied(&executed);
     let execution = executed["tx_id"].as_str().expect("execution id");
-    let executed_at =
-        get(&format!("{url}/v1/txs/{execution}")).json()["status"]["height"].as_u64().expect("its block");
+    // Ask the node that waited for the execution to be final: the others may still be
+    // committing that block.
+    let executed_at = get(&format!("{}/v1/txs/{execution}", cluster.url(2))).json()["status"]["height"]
+        .as_u64()
+        .expect("its block");
 
     // The joiner starts from genesis, catches up from its peers while it only follows, and
     // from the epoch the change starts it is a validator and proposes blocks.

@@ -5,6 +5,7 @@
 //! domain-separation tag, member keys stored as PKCS#8 PEM with mode 0600, batch signature
 //! verification, and the RFC 9162 Merkle tree with inclusion and consistency proofs.
 
+pub mod envelope;
 mod hash;
 mod keys;
 pub mod merkle;
