@@ -33,7 +33,7 @@ pub use entry::{SealedVersion, StoredVersion};
 pub const DATABASE_FILE: &str = "vault.redb";
 
 /// Version of the on-disk layout; bumped on any incompatible change.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Most index tokens one version may carry: a resource has a handful of codes, categories and
 /// a patient; anything beyond this is not a clinical resource.
