@@ -210,6 +210,7 @@ fn header_text<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>
         .map_err(|_| Problem::bad_request("bad-header", format!("{name} is not visible ASCII")))
 }
 
-fn unix_seconds() -> u64 {
+/// Seconds since the Unix epoch, by the node's clock.
+pub(crate) fn unix_seconds() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs())
 }

@@ -102,9 +102,7 @@ async fn open_session(
     axum::Extension(auth): axum::Extension<Arc<crate::auth::AuthState>>,
     member: crate::auth::Authenticated,
 ) -> Response {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs());
+    let now = crate::auth::unix_seconds();
     let (token, expires_at) = auth.sessions.lock().expect("session lock poisoned").open(member.key, now);
     (
         StatusCode::CREATED,

@@ -199,6 +199,39 @@ struct Cluster {
 }
 
 impl Cluster {
+    /// One node per identity on a started simulated network, none launched yet.
+    async fn new(
+        context: &deterministic::Context,
+        identities: Vec<Identity>,
+        genesis: Genesis,
+        scenario: Scenario,
+    ) -> Self {
+        let count = identities.len();
+        let keys: Vec<ConsensusKey> =
+            identities.iter().map(|identity| consensus_key(&identity.node.public_key())).collect();
+        let (network, oracle) = SimulatedNetwork::new_with_peers(
+            context.child("network"),
+            NetworkConfig {
+                max_size: u32::try_from(MAX_MESSAGE_BYTES).expect("fits"),
+                max_peers_per_set: NZUsize!(count),
+                disconnect_on_block: true,
+                tracked_peer_sets: NZUsize!(1),
+            },
+            keys,
+        )
+        .await;
+        network.start();
+        Self {
+            context: context.child("cluster"),
+            oracle,
+            genesis,
+            dirs: (0..count).map(|_| temp_dir()).collect(),
+            running: (0..count).map(|_| None).collect(),
+            identities,
+            scenario,
+        }
+    }
+
     fn keys(&self) -> Vec<ConsensusKey> {
         self.identities.iter().map(|identity| consensus_key(&identity.node.public_key())).collect()
     }
@@ -343,30 +376,8 @@ fn run(scenario: Scenario) -> Outcome {
 
 async fn simulate(context: deterministic::Context, scenario: Scenario) -> Outcome {
     let identities = identities(scenario.validators);
-    let keys: Vec<ConsensusKey> =
-        identities.iter().map(|identity| consensus_key(&identity.node.public_key())).collect();
-    let (network, oracle) = SimulatedNetwork::new_with_peers(
-        context.child("network"),
-        NetworkConfig {
-            max_size: u32::try_from(MAX_MESSAGE_BYTES).expect("fits"),
-            max_peers_per_set: NZUsize!(scenario.validators),
-            disconnect_on_block: true,
-            tracked_peer_sets: NZUsize!(1),
-        },
-        keys,
-    )
-    .await;
-    network.start();
     let genesis = genesis(&identities);
-    let mut cluster = Cluster {
-        context: context.child("cluster"),
-        oracle,
-        genesis,
-        dirs: (0..scenario.validators).map(|_| temp_dir()).collect(),
-        running: (0..scenario.validators).map(|_| None).collect(),
-        identities,
-        scenario,
-    };
+    let mut cluster = Cluster::new(&context, identities, genesis, scenario).await;
     let link = link(scenario.fault);
     cluster.link_all(&link).await;
     for index in 0..scenario.validators {
@@ -642,32 +653,10 @@ fn proposers(node: &Node, from_height: u64) -> Vec<medledger_crypto::PublicKey> 
 /// finalizing throughout and every node agrees on it.
 async fn change_validators(context: deterministic::Context, seed: u64) -> Outcome {
     let identities = identities(5);
-    let keys: Vec<ConsensusKey> =
-        identities.iter().map(|identity| consensus_key(&identity.node.public_key())).collect();
-    let (network, oracle) = SimulatedNetwork::new_with_peers(
-        context.child("network"),
-        NetworkConfig {
-            max_size: u32::try_from(MAX_MESSAGE_BYTES).expect("fits"),
-            max_peers_per_set: NZUsize!(5),
-            disconnect_on_block: true,
-            tracked_peer_sets: NZUsize!(1),
-        },
-        keys,
-    )
-    .await;
-    network.start();
     let mut genesis = genesis(&identities[..4]);
     genesis.parameters.validator_change_delay_blocks = CHANGE_DELAY_BLOCKS;
     let scenario = Scenario { seed, validators: 5, fault: Fault::LossyLinks };
-    let mut cluster = Cluster {
-        context: context.child("cluster"),
-        oracle,
-        genesis,
-        dirs: (0..5).map(|_| temp_dir()).collect(),
-        running: (0..5).map(|_| None).collect(),
-        identities,
-        scenario,
-    };
+    let mut cluster = Cluster::new(&context, identities, genesis, scenario).await;
     let link = Link { success_rate: Probability::from_f64(1.0).expect("exact"), ..link(Fault::LossyLinks) };
     cluster.link_all(&link).await;
     for index in 0..5 {

@@ -301,12 +301,8 @@ impl Vault {
         stored: &StoredVersion,
         anchor: Option<&Digest>,
     ) -> Result<Zeroizing<Vec<u8>>, VaultError> {
-        let digest = sha256(&stored.ciphertext);
-        if digest != stored.digest || anchor.is_some_and(|anchor| anchor != &digest) {
-            return Err(self.alarm());
-        }
+        let data_key = self.checked_data_key(stored, anchor)?;
         let context = entry::context(stored.resource_type, stored.record, stored.version);
-        let data_key = unwrap_key(&self.secret, &stored.wrapped_key, &context).map_err(|_| self.alarm())?;
         open(&data_key, &stored.ciphertext, &context).map_err(|_| self.alarm())
     }
 
@@ -321,11 +317,8 @@ impl Vault {
         anchor: &Digest,
         recipient: &VaultPublicKey,
     ) -> Result<WrappedKey, VaultError> {
-        if &sha256(&stored.ciphertext) != anchor || &stored.digest != anchor {
-            return Err(self.alarm());
-        }
+        let data_key = self.checked_data_key(stored, Some(anchor))?;
         let context = entry::context(stored.resource_type, stored.record, stored.version);
-        let data_key = unwrap_key(&self.secret, &stored.wrapped_key, &context).map_err(|_| self.alarm())?;
         Ok(wrap_key(recipient, &data_key, &context))
     }
 
@@ -390,6 +383,21 @@ impl Vault {
     #[must_use]
     pub fn tampered_count(&self) -> u64 {
         self.tampered.load(Ordering::Relaxed)
+    }
+
+    /// The data key of a stored version whose ciphertext matches the digest recorded with it
+    /// and `anchor` (if given); any mismatch raises the alarm.
+    fn checked_data_key(
+        &self,
+        stored: &StoredVersion,
+        anchor: Option<&Digest>,
+    ) -> Result<DataKey, VaultError> {
+        let digest = sha256(&stored.ciphertext);
+        if digest != stored.digest || anchor.is_some_and(|anchor| anchor != &digest) {
+            return Err(self.alarm());
+        }
+        let context = entry::context(stored.resource_type, stored.record, stored.version);
+        unwrap_key(&self.secret, &stored.wrapped_key, &context).map_err(|_| self.alarm())
     }
 
     fn alarm(&self) -> VaultError {
