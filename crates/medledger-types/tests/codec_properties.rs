@@ -617,7 +617,9 @@ proptest! {
     fn unknown_role_and_kind_tags_are_rejected(
         tx in signed(enrol_member()),
         genesis in genesis(1..4),
-        tag in any::<u8>().prop_filter("unknown", |tag| !(1..=8).contains(tag)),
+        tag in any::<u8>().prop_filter("unknown to both", |tag| {
+            Role::ALL.iter().all(|role| *role as u8 != *tag) && OrgKind::ALL.iter().all(|kind| *kind as u8 != *tag)
+        }),
     ) {
         let mut bytes = tx.encode();
         bytes[payload_field_offset(&tx.body) + PublicKey::LEN] = tag;
