@@ -10,9 +10,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use medledger_crypto::merkle::{ConsistencyProof, InclusionProof, leaf_hash, root_of};
+use medledger_crypto::merkle::{ConsistencyProof, InclusionProof};
 use medledger_crypto::{Digest, PublicKey};
 use medledger_node::{Node, TxStatus};
+use medledger_records::Records;
 use medledger_types::limits::MAX_TX_BYTES;
 use medledger_types::{Block, Decode, Encode, Receipt, Transaction, TxId};
 use serde::{Deserialize, Serialize};
@@ -41,8 +42,12 @@ const OCTET_STREAM: &str = "application/octet-stream";
 type Shared = State<Arc<Node>>;
 type ApiResult<T> = Result<T, Problem>;
 
-/// The API's routes over a node.
-pub fn router(node: Arc<Node>) -> Router {
+/// The API's routes over a node; the FHIR API under `/fhir` when the node keeps records.
+pub fn router(node: Arc<Node>, records: Option<Records>) -> Router {
+    let metrics = Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(Metrics { node: Arc::clone(&node), records: records.clone() });
+    let fhir = crate::fhir::router(Arc::clone(&node), records);
     Router::new()
         .route("/healthz", get(healthz))
         .route("/v1/status", get(status))
@@ -77,8 +82,36 @@ pub fn router(node: Arc<Node>) -> Router {
                 "this endpoint does not accept that method",
             )
         })
-        .layer(axum::Extension(Arc::new(AuthState::default())))
         .with_state(node)
+        .merge(metrics)
+        .nest("/fhir", fhir)
+        .layer(axum::Extension(Arc::new(AuthState::default())))
+}
+
+#[derive(Clone)]
+struct Metrics {
+    node: Arc<Node>,
+    records: Option<Records>,
+}
+
+/// Prometheus text exposition of what operators alarm on.
+async fn metrics(State(metrics): State<Metrics>) -> Response {
+    let status = metrics.node.status();
+    let integrity_failures = metrics.records.as_ref().map_or(0, Records::tampered_count);
+    let body = format!(
+        "# HELP medledger_height Height of the last committed block.\n\
+         # TYPE medledger_height gauge\n\
+         medledger_height {}\n\
+         # HELP medledger_pending_transactions Transactions waiting in the mempool.\n\
+         # TYPE medledger_pending_transactions gauge\n\
+         medledger_pending_transactions {}\n\
+         # HELP medledger_vault_integrity_failures_total Record versions that failed their integrity check at rest since start (alarm on any).\n\
+         # TYPE medledger_vault_integrity_failures_total counter\n\
+         medledger_vault_integrity_failures_total {integrity_failures}\n",
+        status.height,
+        metrics.node.pending_count(),
+    );
+    ([(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"))], body).into_response()
 }
 
 async fn healthz(State(node): Shared) -> Response {
@@ -322,22 +355,21 @@ struct TxProof {
 
 async fn get_tx_proof(State(node): Shared, Path(id): Path<String>) -> ApiResult<Json<TxProof>> {
     let id = parse_tx_id(&id)?;
-    let (height, index, _) = committed_receipt(&node, &id)?;
-    let block = stored_block(&node, height)?;
-    let leaves: Vec<Digest> = block.transactions.iter().map(|tx| leaf_hash(&tx.encode())).collect();
-    let tree = medledger_crypto::merkle::MerkleTree::from_leaf_hashes(leaves.iter().copied());
-    let proof =
-        tree.inclusion_proof(u64::from(index), tree.len()).map_err(|error| Problem::internal(&error))?;
-    debug_assert_eq!(root_of(&leaves), block.header.tx_root);
-    let transaction_bytes = transaction_at(&block, index)?.encode();
+    let inclusion = node.tx_inclusion(&id)?.ok_or_else(|| match node.tx_status(&id) {
+        Ok(TxStatus::Pending) => {
+            Problem::not_found(format!("transaction {id} is pending, not yet in a block"))
+        }
+        _ => Problem::not_found(format!("transaction {id} is neither pending nor committed")),
+    })?;
+    let transaction_bytes = inclusion.transaction().encode();
     Ok(Json(TxProof {
         tx_id: id,
-        height,
-        block_hash: block.hash(),
-        tx_root: block.header.tx_root,
-        leaf_hash: leaf_hash(&transaction_bytes),
+        height: inclusion.block.header.height,
+        block_hash: inclusion.block.hash(),
+        tx_root: inclusion.block.header.tx_root,
+        leaf_hash: inclusion.leaf_hash,
         transaction_bytes: hex::encode(transaction_bytes),
-        proof,
+        proof: inclusion.proof,
     }))
 }
 

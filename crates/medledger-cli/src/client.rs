@@ -112,6 +112,48 @@ impl SignedClient<'_, '_> {
         Ok(())
     }
 
+    /// POST JSON to an authenticated endpoint, read JSON.
+    pub fn post_json<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T, CliError> {
+        let bytes = serde_json::to_vec(body).expect("JSON values always serialise");
+        let answer = self.send("POST", path, Some(("application/json", &bytes)), &[])?;
+        self.client.json(&answer)
+    }
+
+    /// Sends a signed request with an optional body (media type, bytes) and extra headers;
+    /// answers the body of a successful response.
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<(&str, &[u8])>,
+        extra_headers: &[(&str, String)],
+    ) -> Result<Vec<u8>, CliError> {
+        let bytes = body.map_or(&[][..], |(_, bytes)| bytes);
+        let mut headers = self.sign(method, path, bytes)?;
+        headers.extend(extra_headers.iter().map(|(name, value)| (*name, value.clone())));
+        if let Some((media_type, _)) = body {
+            headers.push(("content-type", media_type.to_owned()));
+        }
+        let url = self.client.url(path);
+        let agent = &self.client.agent;
+        let response = match method {
+            "GET" => {
+                let request = headers
+                    .into_iter()
+                    .fold(agent.get(&url), |request, (name, value)| request.header(name, value));
+                request.call()
+            }
+            "POST" | "PUT" => {
+                let request = if method == "POST" { agent.post(&url) } else { agent.put(&url) };
+                let request =
+                    headers.into_iter().fold(request, |request, (name, value)| request.header(name, value));
+                request.send(bytes)
+            }
+            other => return Err(CliError::Usage(format!("unsupported method {other}"))),
+        };
+        self.client.success_body(response)
+    }
+
     /// The signature headers for a request to `path_and_query`.
     /// `Host` is among them, set to exactly the signed authority: left to the HTTP library, a
     /// default port could be dropped and the signature would no longer match.
@@ -157,11 +199,15 @@ impl SignedClient<'_, '_> {
     }
 }
 
-/// Turns an error response (RFC 9457 problem) into a CLI error that shows its detail.
+/// Turns an error response (an RFC 9457 problem, or a FHIR OperationOutcome) into a CLI error
+/// that shows what the node said.
 fn problem_error(status: u16, body: &[u8]) -> CliError {
     let detail = serde_json::from_slice::<serde_json::Value>(body)
         .ok()
-        .and_then(|problem| problem.get("detail").and_then(|detail| detail.as_str()).map(str::to_owned))
+        .and_then(|answer| {
+            let detail = answer.get("detail").or_else(|| answer.pointer("/issue/0/diagnostics"));
+            detail.and_then(|detail| detail.as_str()).map(str::to_owned)
+        })
         .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(200).collect());
     CliError::Remote(format!("the node answered {status}: {detail}"))
 }

@@ -7,8 +7,10 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::Args;
+use medledger_consensus::exchange::Exchange;
 use medledger_crypto::{SigningKey, sha256};
 use medledger_node::{Node, NodeConfig};
+use medledger_records::Records;
 use medledger_store::Store;
 use medledger_types::{
     ChainId, Genesis, GenesisMember, GenesisOrganization, GovernanceAction, Label, NodeAddress, NodeIdentity,
@@ -16,9 +18,9 @@ use medledger_types::{
 };
 
 use crate::config::NodeFile;
+use crate::demo_records;
 use crate::init::{Layout, generate_key};
-use crate::member::random_patient_id;
-use crate::run::{Sequencer, bind, local_addr, open_node, serve_all};
+use crate::run::{Sequencer, Served, bind, local_addr, open_node, open_records, serve_all};
 use crate::{Cli, CliError, DEFAULT_LISTEN};
 
 /// Chain id of dev chains.
@@ -207,14 +209,22 @@ pub fn run(cli: &Cli, args: &DevArgs) -> Result<(), CliError> {
     }
     let mut served = Vec::with_capacity(running.len());
     for ((node, key, p2p), dev_node) in running.into_iter().zip(&dev_nodes) {
-        let sequencer = Sequencer::start(&node, &key, &dev_node.data_dir, p2p)?;
-        served.push((node, bind(dev_node.api)?, sequencer));
+        let exchange = Exchange::new();
+        let sequencer = Sequencer::start(&node, &key, &dev_node.data_dir, p2p, &exchange)?;
+        let records = open_records(&node, &dev_node.data_dir, sequencer.exchange(exchange))?;
+        served.push(Served { node, records, listener: bind(dev_node.api)?, sequencer });
     }
     if fresh && dev_nodes.len() > 1 {
         load_demo_transactions(&first, &layout, &wait_until_final)?;
     }
+    if fresh {
+        let records = served[0].records.as_ref().ok_or_else(|| {
+            CliError::Config("the first dev node keeps no records (its key is no organisation's node)".into())
+        })?;
+        load_demo_records(&first, records, &layout)?;
+    }
     let addresses: Vec<SocketAddr> =
-        served.iter().map(|(_, listener, _)| local_addr(listener)).collect::<Result<_, _>>()?;
+        served.iter().map(|served| local_addr(&served.listener)).collect::<Result<_, _>>()?;
     print_banner(&first, &data_dir, &layout, &addresses, &dev_nodes, temporary.is_some());
     serve_all(served)
 }
@@ -306,7 +316,9 @@ struct DemoSigner<'a> {
 
 impl DemoSigner<'_> {
     fn submit(&mut self, key: &SigningKey, payload: Payload) -> Result<TxId, CliError> {
-        let nonce = self.nonces.entry(key.public_key()).or_insert(0);
+        let node = self.node;
+        let pending_nonce = || node.account(&key.public_key()).map_or(0, |(_, pending)| pending);
+        let nonce = self.nonces.entry(key.public_key()).or_insert_with(pending_nonce);
         let tx = TxBody { chain_id: self.chain_id.clone(), signer: key.public_key(), nonce: *nonce, payload }
             .sign(key);
         *nonce += 1;
@@ -332,12 +344,12 @@ fn load_demo_transactions(
     for org in DEMO_ORGS {
         let admin = load_key(layout, org.id, "admin")?;
         node.store().set_display_name(&admin.public_key(), Some(&format!("{} administrator", org.id)))?;
-        for (stem, role, display_name) in org.members {
+        // Patients are enrolled once their charts exist (see `load_demo_records`).
+        for (stem, role, display_name) in org.members.iter().filter(|(_, role, _)| *role != Role::Patient) {
             let member = load_key(layout, org.id, stem)?;
-            let patient_id = (*role == Role::Patient).then(random_patient_id).transpose()?;
             signer.submit(
                 &admin,
-                Payload::EnrolMember { public_key: member.public_key(), role: *role, patient_id },
+                Payload::EnrolMember { public_key: member.public_key(), role: *role, patient_id: None },
             )?;
             node.store().set_display_name(&member.public_key(), *display_name)?;
         }
@@ -380,6 +392,40 @@ fn load_demo_transactions(
     signer.submit(&st_mary_admin, Payload::ExecuteProposal { proposal })?;
     settle(node)?;
     Ok(())
+}
+
+/// St Mary's Dr Ruiz writes the demo charts; the patients with member keys are enrolled under
+/// their charts' patient ids (so they can read their own records); Dr Ruiz refers patient-1
+/// to Lakeside General, whose clinicians may then read that chart from their own node.
+fn load_demo_records(node: &Node, records: &Records, layout: &Layout) -> Result<(), CliError> {
+    let author = demo_records::requester(node, &load_key(layout, "st-mary-hospital", "dr-ana-ruiz")?)?;
+    let patients = demo_records::load(records, &author)?;
+    wait_until_final(node)?;
+    let mut signer = DemoSigner {
+        node,
+        chain_id: ChainId::new(DEV_CHAIN_ID).expect("the dev chain id is valid"),
+        nonces: std::collections::BTreeMap::new(),
+    };
+    let patient_service =
+        DEMO_ORGS.iter().find(|org| org.kind == OrgKind::PatientService).expect("a patient service");
+    let admin = load_key(layout, patient_service.id, "admin")?;
+    for (stem, patient) in &patients {
+        if patient_service.members.iter().any(|(member, _, _)| member == stem) {
+            let member = load_key(layout, patient_service.id, stem)?;
+            let payload = Payload::EnrolMember {
+                public_key: member.public_key(),
+                role: Role::Patient,
+                patient_id: Some(*patient),
+            };
+            signer.submit(&admin, payload)?;
+        }
+    }
+    let referral = Payload::Refer {
+        patient: patients[0].1,
+        organization: OrgId::new("lakeside-general-hospital").expect("a valid id"),
+    };
+    signer.submit(&load_key(layout, "st-mary-hospital", "dr-ana-ruiz")?, referral)?;
+    wait_until_final(node)
 }
 
 fn print_banner(

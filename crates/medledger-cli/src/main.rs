@@ -5,11 +5,13 @@ mod bench;
 mod block;
 mod client;
 mod config;
+mod demo_records;
 mod dev;
 mod init;
 mod keys;
 mod member;
 mod org;
+mod record;
 mod run;
 mod tx;
 mod verify;
@@ -59,6 +61,11 @@ enum Command {
     /// Show blocks.
     #[command(subcommand)]
     Block(block::BlockCommand),
+    /// Patient records through the node's FHIR API: put, get, history, verify.
+    #[command(subcommand)]
+    Record(record::RecordCommand),
+    /// Open a bearer session for a member key and print its token (for FHIR clients, curl).
+    Session(record::SessionArgs),
     /// Verify a whole chain: every hash link, signature, transaction root and state root.
     Verify(verify::VerifyArgs),
     /// Measure performance.
@@ -127,6 +134,9 @@ pub enum CliError {
     /// The node failed to start or run.
     #[error(transparent)]
     Node(#[from] medledger_node::NodeError),
+    /// The record vault could not be opened.
+    #[error(transparent)]
+    Vault(#[from] medledger_vault::VaultError),
     /// The node answered with an error or could not be reached.
     #[error("{0}")]
     Remote(String),
@@ -182,6 +192,8 @@ fn main() -> ExitCode {
         Command::Member(command) => member::run(&cli, command),
         Command::Tx(command) => tx::run(&cli, command),
         Command::Block(command) => block::run(&cli, command),
+        Command::Record(command) => record::run(&cli, command),
+        Command::Session(args) => record::session(&cli, args),
         Command::Verify(args) => verify::run(&cli, args),
         Command::Bench(command) => bench::run(&cli, command),
     };
@@ -191,5 +203,13 @@ fn main() -> ExitCode {
             eprintln!("error: {error}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        <super::Cli as clap::CommandFactory>::command().debug_assert();
     }
 }

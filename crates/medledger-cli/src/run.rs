@@ -8,10 +8,13 @@ use std::thread::JoinHandle;
 
 use clap::Args;
 use medledger_consensus::Timing;
+use medledger_consensus::exchange::Exchange;
 use medledger_consensus::network::{Service, Settings};
 use medledger_crypto::{Digest, SigningKey};
 use medledger_node::{Node, NodeConfig, NodeError};
+use medledger_records::{RecordError, Records};
 use medledger_store::Store;
+use medledger_vault::Vault;
 
 use crate::CliError;
 use crate::config::NodeFile;
@@ -38,9 +41,46 @@ pub fn run(args: &NodeArgs) -> Result<(), CliError> {
     let listener = bind(args.listen.unwrap_or(file.listen))?;
     let status = node.status();
     println!("MedLedger node for chain '{}', genesis {}", status.chain_id, status.genesis_hash);
-    let sequencer = Sequencer::start(&node, &key, &file.data_dir, file.p2p_listen)?;
+    let exchange = Exchange::new();
+    let sequencer = Sequencer::start(&node, &key, &file.data_dir, file.p2p_listen, &exchange)?;
+    let records = open_records(&node, &file.data_dir, sequencer.exchange(exchange))?;
     println!("MedLedger node listening on http://{}", local_addr(&listener)?);
-    serve(&node, listener, sequencer)
+    serve_all(vec![Served { node, records, listener, sequencer }])
+}
+
+/// Environment variable holding the passphrase the vault key file is sealed with.
+pub const VAULT_PASSPHRASE_ENV: &str = "MEDLEDGER_VAULT_PASSPHRASE";
+
+/// The vault passphrase from the environment, if set.
+fn vault_passphrase() -> Option<zeroize::Zeroizing<Vec<u8>>> {
+    std::env::var_os(VAULT_PASSPHRASE_ENV).map(|value| zeroize::Zeroizing::new(value.into_encoded_bytes()))
+}
+
+/// Opens the records service of a node whose key is its organisation's node: the vault in
+/// `data_dir` (its key created on first start, sealed with [`VAULT_PASSPHRASE_ENV`] if set).
+/// `None` for a node whose key no organisation registered.
+pub fn open_records(
+    node: &Arc<Node>,
+    data_dir: &std::path::Path,
+    exchange: Option<Exchange>,
+) -> Result<Option<Records>, CliError> {
+    let passphrase = vault_passphrase();
+    let passphrase = passphrase.as_ref().map(|passphrase| passphrase.as_slice());
+    if !medledger_vault::key_path(data_dir).exists() {
+        medledger_vault::create_key(data_dir, passphrase)?;
+        let sealing =
+            if passphrase.is_some() { "sealed with the passphrase" } else { "unsealed (mode 0600)" };
+        println!("Created the vault key {} ({sealing})", medledger_vault::key_path(data_dir).display());
+    }
+    let vault = Arc::new(Vault::open(data_dir, passphrase)?);
+    match Records::start(Arc::clone(node), vault, exchange) {
+        Ok(records) => Ok(Some(records)),
+        Err(RecordError::NoVault) => {
+            tracing::warn!("this node's key is no organisation's node: the FHIR API is off");
+            Ok(None)
+        }
+        Err(error) => Err(CliError::Config(error.to_string())),
+    }
 }
 
 /// Opens the store (checking it and, when given, that it holds the chain of this genesis
@@ -149,6 +189,7 @@ impl Sequencer {
         key: &SigningKey,
         data_dir: &std::path::Path,
         p2p_listen: Option<SocketAddr>,
+        exchange: &Exchange,
     ) -> Result<Self, CliError> {
         if node.is_sole_validator() {
             return Ok(Self::Solo(Producer::start(node)));
@@ -159,14 +200,20 @@ impl Sequencer {
             storage_dir: data_dir.join("consensus"),
             timing: Timing::for_block_interval(node.config().block_interval_ms),
         };
-        let service =
-            Service::start(node, key, settings).map_err(|error| CliError::Config(error.to_string()))?;
+        let service = Service::start(node, key, settings, exchange.clone())
+            .map_err(|error| CliError::Config(error.to_string()))?;
         if node.with_chain(|chain| chain.is_validator(&key.public_key())) {
             println!("MedLedger validator: one of {validators}, ordering blocks with Simplex BFT consensus");
         } else {
             println!("MedLedger follower: not a validator now; following the {validators} validators' chain");
         }
         Ok(Self::Consensus(service))
+    }
+
+    /// `exchange` if this sequencer carries it to other nodes (a single node has none).
+    #[must_use]
+    pub fn exchange(&self, exchange: Exchange) -> Option<Exchange> {
+        matches!(self, Self::Consensus(_)).then_some(exchange)
     }
 
     /// Resolves when block ordering stops on its own (a failure).
@@ -204,14 +251,22 @@ impl Sequencer {
     }
 }
 
-/// Serves the API while `sequencer` orders blocks, until Ctrl-C or SIGTERM, or until block
-/// ordering fails (a node that cannot commit blocks must not keep accepting transactions).
-pub fn serve(node: &Arc<Node>, listener: TcpListener, sequencer: Sequencer) -> Result<(), CliError> {
-    serve_all(vec![(Arc::clone(node), listener, sequencer)])
+/// One node to serve: its API listener and what orders its blocks.
+pub struct Served {
+    /// The node.
+    pub node: Arc<Node>,
+    /// Its records service (the FHIR API), if it keeps records.
+    pub records: Option<Records>,
+    /// Where its API listens.
+    pub listener: TcpListener,
+    /// What orders its blocks.
+    pub sequencer: Sequencer,
 }
 
-/// Serves several nodes' APIs in one process (`medledger dev --nodes N`); all stop together.
-pub fn serve_all(nodes: Vec<(Arc<Node>, TcpListener, Sequencer)>) -> Result<(), CliError> {
+/// Serves nodes' APIs (several in one process for `medledger dev --nodes N`) while their
+/// sequencers order blocks, until Ctrl-C or SIGTERM, or until block ordering fails (a node
+/// that cannot commit blocks must not keep accepting transactions); all stop together.
+pub fn serve_all(nodes: Vec<Served>) -> Result<(), CliError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -219,18 +274,18 @@ pub fn serve_all(nodes: Vec<(Arc<Node>, TcpListener, Sequencer)>) -> Result<(), 
     let mut sequencers = Vec::with_capacity(nodes.len());
     let mut exits = Vec::with_capacity(nodes.len());
     let mut servers = Vec::with_capacity(nodes.len());
-    for (node, listener, mut sequencer) in nodes {
+    for Served { node, records, listener, mut sequencer } in nodes {
         exits.push(sequencer.exited());
         sequencers.push(sequencer);
-        servers.push((node, listener));
+        servers.push((node, records, listener));
     }
     let served = runtime.block_on(async {
         let (stop_sender, stop) = tokio::sync::watch::channel(false);
         let mut tasks = tokio::task::JoinSet::new();
-        for (node, listener) in servers {
+        for (node, records, listener) in servers {
             let listener = tokio::net::TcpListener::from_std(listener)?;
             let mut stop = stop.clone();
-            tasks.spawn(medledger_api::serve(node, listener, async move {
+            tasks.spawn(medledger_api::serve(node, records, listener, async move {
                 let _ = stop.wait_for(|stopped| *stopped).await;
             }));
         }

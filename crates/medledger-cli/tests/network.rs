@@ -393,3 +393,73 @@ fn a_new_organisations_node_follows_then_validates_from_its_epoch() {
         verify(&cluster.node_dir(index), index);
     }
 }
+
+/// A bearer session for a demo member at node `index`.
+fn bearer_token(cluster: &Cluster, index: usize, org: &str, member: &str) -> String {
+    let key = cluster.data_dir.path().join("keys").join(org).join(format!("{member}.pem"));
+    let output = run(&["--node", &cluster.url(index), "session", "--key", path_str(&key)]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).expect("utf-8").trim().to_owned()
+}
+
+fn fhir_get(url: &str, token: &str) -> support::Reply {
+    let request = ureq::http::Request::builder()
+        .uri(url)
+        .header("authorization", format!("Bearer {token}"))
+        .body(Vec::new())
+        .expect("a valid request");
+    support::send(request)
+}
+
+#[test]
+fn a_clinician_reads_another_organisations_record_through_their_own_node() {
+    let mut cluster = create_network();
+    for index in 0..NODES {
+        cluster.start(index);
+    }
+    let st_mary = bearer_token(&cluster, 0, "st-mary-hospital", "dr-ana-ruiz");
+    let lakeside = bearer_token(&cluster, 1, "lakeside-general-hospital", "dr-sam-okafor");
+    let patients: Vec<String> =
+        fhir_get(&format!("{}/fhir/Patient", cluster.url(0)), &st_mary).json()["entry"]
+            .as_array()
+            .expect("the demo charts")
+            .iter()
+            .map(|entry| entry["resource"]["id"].as_str().expect("an id").to_owned())
+            .collect();
+    let patient_key = cluster.key("patient-link", "patient-1").public_key();
+    let member = fhir_get(&format!("{}/v1/members/{patient_key}", cluster.url(0)), &st_mary).json();
+    let referred = member["patient_id"].as_str().expect("patient-1's id").to_owned();
+
+    // Lakeside's node fetches the chart from St Mary's node over the node-to-node channel,
+    // checks it against the anchor on its own chain and decrypts it; it holds no copy.
+    let held = fhir_get(&format!("{}/fhir/Patient/{referred}", cluster.url(0)), &st_mary).json();
+    let url = format!("{}/fhir/Patient/{referred}", cluster.url(1));
+    wait_until("Lakeside's node reaches St Mary's", || fhir_get(&url, &lakeside).status == 200);
+    assert_eq!(fhir_get(&url, &lakeside).json(), held);
+
+    // No referral, no read; and members ask their own organisation's node.
+    for other in patients.iter().filter(|patient| **patient != referred) {
+        let reply = fhir_get(&format!("{}/fhir/Patient/{other}", cluster.url(1)), &lakeside);
+        assert_eq!(reply.status, 403, "{}", String::from_utf8_lossy(&reply.body));
+    }
+    let st_mary_at_lakeside = bearer_token(&cluster, 1, "st-mary-hospital", "dr-ana-ruiz");
+    let reply = fhir_get(&url, &st_mary_at_lakeside);
+    assert_eq!(reply.status, 403, "{}", String::from_utf8_lossy(&reply.body));
+
+    let mut lakeside_node = cluster.processes[1].take().expect("running");
+    assert!(lakeside_node.terminate().success());
+    assert!(vault_is_empty(&cluster, 1), "the reading node stored nothing");
+}
+
+/// Whether node `index`'s vault holds no record versions.
+fn vault_is_empty(cluster: &Cluster, index: usize) -> bool {
+    use redb::ReadableDatabase as _;
+    let db = redb::Database::open(cluster.node_dir(index).join("vault.redb")).expect("the vault database");
+    let read = db.begin_read().expect("a read transaction");
+    let table: redb::TableDefinition<'_, &[u8], &[u8]> = redb::TableDefinition::new("versions");
+    match read.open_table(table) {
+        Ok(versions) => redb::ReadableTableMetadata::len(&versions).expect("a count") == 0,
+        Err(redb::TableError::TableDoesNotExist(_)) => true,
+        Err(error) => panic!("vault table: {error}"),
+    }
+}

@@ -10,9 +10,11 @@
 //! - [`application`]: propose, verify, finalize, catch up, gossip.
 //! - [`engine`]: one node over any runtime and network, an engine per validator-set epoch.
 //! - [`network`]: production wiring on tokio with authenticated p2p.
+//! - [`exchange`]: requests and answers between organisations' nodes (records).
 
 pub mod application;
 pub mod engine;
+pub mod exchange;
 pub mod keys;
 pub mod network;
 pub mod wire;

@@ -31,6 +31,7 @@ use medledger_types::limits::MAX_ORGANIZATIONS;
 
 use crate::application::Channels;
 use crate::engine::{self, Timing, Validator};
+use crate::exchange::Exchange;
 use crate::keys::{ConsensusKey, consensus_key, consensus_signer};
 use crate::wire::{MAX_MESSAGE_BYTES, channel};
 
@@ -101,7 +102,12 @@ impl ExitWatch {
 
 impl Service {
     /// Starts the validator for `node`, signing with `key`.
-    pub fn start(node: &Arc<Node>, key: &SigningKey, settings: Settings) -> Result<Self, NetworkError> {
+    pub fn start(
+        node: &Arc<Node>,
+        key: &SigningKey,
+        settings: Settings,
+        exchange: Exchange,
+    ) -> Result<Self, NetworkError> {
         let me = key.public_key();
         let peers = PeerSet::of(node)?;
         let Some(listen) = settings.listen.or_else(|| peers.address_of(&me)) else {
@@ -120,7 +126,8 @@ impl Service {
                     .with_worker_threads(2)
                     .with_storage_directory(&settings.storage_dir);
                 cw_tokio::Runner::new(runtime).start(|context| async move {
-                    run(context, node, key, listen, peers, settings.timing, stopped).await;
+                    let wiring = Wiring { listen, peers, timing: settings.timing, exchange };
+                    run(context, node, key, wiring, stopped).await;
                 });
             })
             .map_err(|error| NetworkError::Thread(error.to_string()))?;
@@ -250,15 +257,22 @@ async fn follow_peer_set(
     }
 }
 
+/// Where a node listens, whom it talks to, and what runs beside consensus.
+struct Wiring {
+    listen: SocketAddr,
+    peers: PeerSet,
+    timing: Timing,
+    exchange: Exchange,
+}
+
 async fn run(
     context: cw_tokio::Context,
     node: Arc<Node>,
     key: SigningKey,
-    listen: SocketAddr,
-    peers: PeerSet,
-    timing: Timing,
+    wiring: Wiring,
     stopped: oneshot::Receiver<()>,
 ) {
+    let Wiring { listen, peers, timing, exchange } = wiring;
     let signer = consensus_signer(&key);
     let handshake = Cups::<_, ChaCha20Poly1305>::new(
         Sake {
@@ -299,7 +313,9 @@ async fn run(
         transactions: register(channel::TRANSACTIONS),
         sync: register(channel::SYNC),
     };
+    let exchange_channel = register(channel::EXCHANGE);
     let network_handle = network.start();
+    context.child("exchange").spawn(move |context| crate::exchange::run(context, exchange, exchange_channel));
     tracing::info!(%listen, peers = peers.len(), "consensus network running");
     context.child("peers").spawn({
         let (node, oracle) = (Arc::clone(&node), oracle.clone());

@@ -20,6 +20,8 @@ pub mod channel {
     pub const TRANSACTIONS: u64 = 4;
     /// Heights announced and final blocks fetched to catch up.
     pub const SYNC: u64 = 5;
+    /// Requests between organisations' nodes (records held by another organisation).
+    pub const EXCHANGE: u64 = 6;
 }
 
 /// Most transactions in one gossip message: about 1 MiB of typical transactions.

@@ -5,12 +5,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use medledger_crypto::merkle::{InclusionProof, MerkleTree, leaf_hash};
 use medledger_crypto::{Digest, PublicKey, SigningKey};
 use medledger_state::{Account, BlockError, Chain, Committed, MemberStatus, VerifiedBlock, VerifiedTx};
 use medledger_store::{Store, StoreError, TxLocation};
 use medledger_types::limits::MAX_BLOCK_TXS;
 use medledger_types::{
-    Block, ChainId, OrgId, Outcome, Payload, Receipt, RejectReason, Transaction, TxBody, TxId,
+    Block, ChainId, Encode, OrgId, Outcome, Payload, Receipt, RejectReason, Transaction, TxBody, TxId,
 };
 use serde::Serialize;
 use tokio::sync::watch;
@@ -203,6 +204,27 @@ pub struct PeerStatus {
 /// Most client transactions waiting to be gossiped to the other validators. A full outbox
 /// drops the oldest: they stay in this node's mempool and go into its own proposals.
 const MAX_OUTBOX_TXS: usize = 100_000;
+
+/// A committed transaction with the proof that its block includes it.
+#[derive(Debug, Clone)]
+pub struct TxInclusion {
+    /// The block (its header's `tx_root` is what the proof leads to).
+    pub block: Block,
+    /// The transaction's position in the block.
+    pub index: u32,
+    /// `leaf_hash` of the transaction's canonical bytes.
+    pub leaf_hash: Digest,
+    /// The inclusion proof of that leaf.
+    pub proof: InclusionProof,
+}
+
+impl TxInclusion {
+    /// The transaction.
+    #[must_use]
+    pub fn transaction(&self) -> &Transaction {
+        &self.block.transactions[self.index as usize]
+    }
+}
 
 /// Where a transaction stands.
 #[derive(Debug, Clone, Serialize)]
@@ -510,6 +532,22 @@ impl Node {
             }
         }
         mempool.insert(tx, account.next_nonce)
+    }
+
+    /// Proof that committed transaction `id` is in its block: the block, the transaction's
+    /// position and the RFC 9162 inclusion proof of its leaf against the header's `tx_root`.
+    /// `None` if the transaction is not committed.
+    pub fn tx_inclusion(&self, id: &TxId) -> Result<Option<TxInclusion>, StoreError> {
+        let Some(location) = self.store.tx_location(id)? else { return Ok(None) };
+        let Some(block) = self.store.block(location.height)? else { return Ok(None) };
+        let leaves: Vec<Digest> = block.transactions.iter().map(|tx| leaf_hash(&tx.encode())).collect();
+        let Some(leaf) = leaves.get(location.index as usize).copied() else { return Ok(None) };
+        let tree = MerkleTree::from_leaf_hashes(leaves);
+        let proof = tree
+            .inclusion_proof(u64::from(location.index), tree.len())
+            .expect("the index of a transaction in its block is inside the block's tree");
+        debug_assert_eq!(tree.root(), block.header.tx_root);
+        Ok(Some(TxInclusion { index: location.index, leaf_hash: leaf, proof, block }))
     }
 
     /// Where transaction `id` stands.

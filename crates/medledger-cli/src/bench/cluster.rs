@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
+use medledger_consensus::exchange::Exchange;
 use medledger_crypto::{SigningKey, sha256};
 use medledger_node::{Node, NodeConfig, SubmitError};
 use medledger_store::Store;
@@ -15,7 +16,7 @@ use medledger_types::{
     Parameters, Payload, Role, Transaction, TxBody, TxId,
 };
 
-use super::{cpu_model, seeded_key, verification_only_rate};
+use super::{cpu_model, percentile_ms, seeded_key, verification_only_rate};
 use crate::CliError;
 use crate::run::Sequencer;
 
@@ -157,7 +158,7 @@ fn start_validators(
                 .map_err(CliError::io("temporary directory"))?;
             let (store, chain) = Store::create(dir.path(), genesis)?;
             let node = Arc::new(Node::new(store, chain, SigningKey::from_seed(&key.seed()), config)?);
-            let sequencer = Sequencer::start(&node, &key, dir.path(), None)?;
+            let sequencer = Sequencer::start(&node, &key, dir.path(), None, &Exchange::new())?;
             Ok(Validator { node, sequencer, _dir: dir })
         })
         .collect()
@@ -297,12 +298,7 @@ fn report(
         _ => Duration::ZERO,
     };
     let rate = latencies.len() as f64 / span.as_secs_f64().max(f64::EPSILON);
-    // The nearest-rank percentile, `per_mille` thousandths.
-    let percentile = |per_mille: usize| {
-        latencies
-            .get((latencies.len() * per_mille).div_ceil(1_000).saturating_sub(1))
-            .map_or(f64::NAN, |latency| latency.as_secs_f64() * 1_000.0)
-    };
+    let percentile = |per_mille| percentile_ms(&latencies, per_mille);
     println!(
         "cluster: {} validators, offered {} tx/s for {} s: {} of {} submitted transactions final in {:.2} s = {rate:.0} tx/s",
         args.nodes,

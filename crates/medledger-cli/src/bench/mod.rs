@@ -15,6 +15,7 @@ use crate::run::Producer;
 use crate::{Cli, CliError};
 
 mod cluster;
+mod fhir;
 
 /// Longest an ingest run may take before it gives up: every benchmark stops by itself.
 const MAX_INGEST_DURATION: Duration = Duration::from_secs(600);
@@ -27,6 +28,8 @@ pub enum BenchCommand {
     /// A network of validators on this machine (real consensus over loopback p2p) under a
     /// steady offered load: finalized tx/s and submit-to-finality latency.
     Cluster(cluster::ClusterArgs),
+    /// Creates and reads of a 2 KiB Observation through a running node's FHIR API.
+    Fhir(fhir::FhirArgs),
 }
 
 #[derive(Debug, Args)]
@@ -58,7 +61,15 @@ pub fn run(cli: &Cli, command: &BenchCommand) -> Result<(), CliError> {
     match command {
         BenchCommand::Ingest(args) => ingest(cli, args),
         BenchCommand::Cluster(args) => cluster::run(args),
+        BenchCommand::Fhir(args) => fhir::run(cli, args),
     }
+}
+
+/// The nearest-rank percentile (`per_mille` thousandths) of sorted latencies, in milliseconds.
+pub(crate) fn percentile_ms(sorted: &[Duration], per_mille: usize) -> f64 {
+    sorted
+        .get((sorted.len() * per_mille).div_ceil(1_000).saturating_sub(1))
+        .map_or(f64::NAN, |latency| latency.as_secs_f64() * 1_000.0)
 }
 
 pub(crate) fn seeded_key(seed: u64, purpose: &str, index: usize) -> SigningKey {

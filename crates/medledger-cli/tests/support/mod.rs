@@ -98,7 +98,11 @@ pub struct DevNode {
 impl DevNode {
     /// Starts a dev chain (demo identities and transactions) in a fresh temporary directory.
     pub fn start() -> Self {
-        let data_dir = tempfile::tempdir().expect("temp dir");
+        Self::start_in(tempfile::tempdir().expect("temp dir"))
+    }
+
+    /// Starts the dev chain of `data_dir` (a new one if it is empty).
+    pub fn start_in(data_dir: tempfile::TempDir) -> Self {
         let dir = data_dir.path().to_str().expect("utf-8 temp path").to_owned();
         let process = Process::spawn(&[
             "dev",
@@ -141,6 +145,7 @@ impl DevNode {
 pub struct Reply {
     pub status: u16,
     pub content_type: String,
+    pub headers: ureq::http::HeaderMap,
     pub body: Vec<u8>,
 }
 
@@ -150,6 +155,23 @@ impl Reply {
         serde_json::from_slice(&self.body).unwrap_or_else(|error| {
             panic!("body is not JSON ({error}): {}", String::from_utf8_lossy(&self.body))
         })
+    }
+
+    /// A response header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|value| value.to_str().ok())
+    }
+
+    /// Asserts a FHIR OperationOutcome with this status and issue code, and returns it.
+    pub fn assert_outcome(&self, status: u16, code: &str) -> Value {
+        assert_eq!(self.status, status, "status; body: {}", String::from_utf8_lossy(&self.body));
+        assert!(self.content_type.starts_with("application/fhir+json"), "content type {}", self.content_type);
+        let outcome = self.json();
+        assert_eq!(outcome["resourceType"], "OperationOutcome", "{outcome}");
+        assert_eq!(outcome["issue"][0]["code"], code, "{outcome}");
+        let diagnostics = outcome["issue"][0]["diagnostics"].as_str().unwrap_or_default();
+        assert!(!diagnostics.is_empty(), "the outcome says what was wrong: {outcome}");
+        outcome
     }
 
     /// Asserts an RFC 9457 problem with this status and problem slug, and returns it.
@@ -177,7 +199,7 @@ fn reply(response: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Rep
     let content_type =
         parts.headers.get("content-type").and_then(|value| value.to_str().ok()).unwrap_or("").to_owned();
     let body = body.with_config().limit(64 << 20).read_to_vec().expect("reading the body");
-    Reply { status: parts.status.as_u16(), content_type, body }
+    Reply { status: parts.status.as_u16(), content_type, headers: parts.headers, body }
 }
 
 /// GET `url`.
