@@ -480,6 +480,10 @@ fn print_banner(
         sha256(b"referral letter")
     );
     println!("  medledger --node {url} verify");
+    println!("Patient records over FHIR R4 (three demo charts held by St Mary's):");
+    println!("  TOKEN=$(medledger --node {url} session --key {keys}/st-mary-hospital/dr-ana-ruiz.pem)");
+    println!("  curl -s -H \"Authorization: Bearer $TOKEN\" {url}/fhir/Patient");
+    println!("  curl -s {url}/fhir/metadata");
     println!("Press Ctrl-C to stop.");
 }
 
