@@ -4,7 +4,6 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::Args;
 use medledger_consensus::exchange::Exchange;
@@ -149,12 +148,6 @@ fn dev_nodes(data_dir: &Path, args: &DevArgs) -> Result<Vec<DevNode>, CliError> 
         .collect()
 }
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX)
-}
-
 pub fn run(cli: &Cli, args: &DevArgs) -> Result<(), CliError> {
     // Without --data-dir the chain lives in a temporary directory removed on exit.
     let temporary = match &cli.data_dir {
@@ -284,7 +277,7 @@ fn create_demo_chain(layout: &Layout, dev_nodes: &[DevNode]) -> Result<(), CliEr
     generate_key(&key_path(layout, DEMO_CANDIDATE, "admin"))?;
     let genesis = Genesis {
         chain_id: ChainId::new(DEV_CHAIN_ID).expect("the dev chain id is valid"),
-        genesis_time_ms: now_ms(),
+        genesis_time_ms: medledger_node::now_ms(),
         parameters: Parameters::default(),
         organizations,
     };

@@ -184,7 +184,7 @@ fn single_founder_genesis(
     let usage = |error: medledger_types::TextError| CliError::Usage(error.to_string());
     Ok(Genesis {
         chain_id: ChainId::new(args.chain_id.clone()).map_err(usage)?,
-        genesis_time_ms: crate::dev::now_ms(),
+        genesis_time_ms: medledger_node::now_ms(),
         parameters: Parameters::default(),
         organizations: vec![GenesisOrganization {
             id: OrgId::new(args.org_id.clone()).map_err(usage)?,
@@ -218,7 +218,7 @@ fn founders_genesis(path: &Path, text: &str) -> Result<Genesis, CliError> {
     let founders: Founders = serde_json::from_str(text).map_err(|error| invalid(&error))?;
     let genesis = Genesis {
         chain_id: founders.chain_id,
-        genesis_time_ms: crate::dev::now_ms(),
+        genesis_time_ms: medledger_node::now_ms(),
         parameters: founders.parameters,
         organizations: founders
             .organizations

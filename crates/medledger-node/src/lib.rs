@@ -9,4 +9,4 @@ mod mempool;
 mod node;
 
 pub use mempool::{Mempool, MempoolLimits};
-pub use node::{Node, NodeConfig, NodeError, PeerStatus, Status, SubmitError, TxInclusion, TxStatus};
+pub use node::{Node, NodeConfig, NodeError, PeerStatus, Status, SubmitError, TxInclusion, TxStatus, now_ms};

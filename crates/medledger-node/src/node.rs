@@ -265,7 +265,10 @@ pub struct Node {
     own_nonces: Mutex<()>,
 }
 
-fn now_ms() -> u64 {
+/// Milliseconds since the Unix epoch by this machine's clock (never inside the state machine:
+/// block time comes from headers).
+#[must_use]
+pub fn now_ms() -> u64 {
     let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX)
 }

@@ -391,7 +391,7 @@ impl Records {
         }
         self.check_references(&resource, in_bundle)?;
         let id = record.fhir_id(resource_type);
-        let last_updated_ms = now_ms();
+        let last_updated_ms = medledger_node::now_ms();
         resource.stamp(&id, version, last_updated_ms);
         let patient = patient_of(&resource)?;
         if previous_patient.is_some_and(|previous| previous != patient) {
@@ -511,9 +511,4 @@ fn new_record_id() -> RecordId {
     let mut bytes = [0; 16];
     getrandom::fill(&mut bytes).expect("the operating system provides randomness");
     RecordId(bytes)
-}
-
-fn now_ms() -> u64 {
-    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX)
 }
