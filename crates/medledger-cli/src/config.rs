@@ -36,6 +36,10 @@ pub struct NodeFile {
     /// Mempool capacity in transactions.
     #[serde(default = "defaults::mempool_max_txs")]
     pub mempool_max_txs: usize,
+    /// Data keys the vault keeps unwrapped (each for at most five minutes) so reads of hot
+    /// records skip the HPKE unwrap; 0 unwraps on every read.
+    #[serde(default = "defaults::vault_key_cache_entries")]
+    pub vault_key_cache_entries: usize,
 }
 
 mod defaults {
@@ -50,9 +54,32 @@ mod defaults {
     pub fn mempool_max_txs() -> usize {
         NodeConfig::default().mempool_max_txs
     }
+    pub fn vault_key_cache_entries() -> usize {
+        medledger_vault::DEFAULT_CACHED_KEYS
+    }
 }
 
 impl NodeFile {
+    /// A config for a node in the file's own directory, with the default settings.
+    pub fn new(
+        listen: SocketAddr,
+        key_file: PathBuf,
+        p2p_listen: Option<SocketAddr>,
+        genesis_hash: Digest,
+    ) -> Self {
+        Self {
+            data_dir: PathBuf::from("."),
+            listen,
+            key_file,
+            p2p_listen,
+            genesis_hash: Some(genesis_hash),
+            block_interval_ms: defaults::block_interval_ms(),
+            max_block_txs: defaults::max_block_txs(),
+            mempool_max_txs: defaults::mempool_max_txs(),
+            vault_key_cache_entries: defaults::vault_key_cache_entries(),
+        }
+    }
+
     /// Reads and checks a config file, resolving relative paths against its directory.
     pub fn load(path: &Path) -> Result<Self, CliError> {
         let text = std::fs::read_to_string(path).map_err(CliError::io(path))?;

@@ -97,6 +97,9 @@ pub struct DevArgs {
     /// Block interval in milliseconds.
     #[arg(long, default_value_t = NodeConfig::default().block_interval_ms)]
     block_interval_ms: u64,
+    /// Data keys each vault keeps unwrapped for reads of hot records (0: unwrap every read).
+    #[arg(long, default_value_t = medledger_vault::DEFAULT_CACHED_KEYS)]
+    vault_key_cache_entries: usize,
 }
 
 /// One validator per demo organisation at most.
@@ -204,7 +207,12 @@ pub fn run(cli: &Cli, args: &DevArgs) -> Result<(), CliError> {
     for ((node, key, p2p), dev_node) in running.into_iter().zip(&dev_nodes) {
         let exchange = Exchange::new();
         let sequencer = Sequencer::start(&node, &key, &dev_node.data_dir, p2p, &exchange)?;
-        let records = open_records(&node, &dev_node.data_dir, sequencer.exchange(exchange))?;
+        let records = open_records(
+            &node,
+            &dev_node.data_dir,
+            args.vault_key_cache_entries,
+            sequencer.exchange(exchange),
+        )?;
         served.push(Served { node, records, listener: bind(dev_node.api)?, sequencer });
     }
     if fresh && dev_nodes.len() > 1 {
@@ -285,17 +293,8 @@ fn create_demo_chain(layout: &Layout, dev_nodes: &[DevNode]) -> Result<(), CliEr
         std::fs::write(&dev_node.layout.genesis, genesis.to_json())
             .map_err(CliError::io(&dev_node.layout.genesis))?;
         Store::create(&dev_node.data_dir, &genesis)?;
-        NodeFile {
-            data_dir: PathBuf::from("."),
-            listen: dev_node.api,
-            key_file: PathBuf::from("keys/node.pem"),
-            p2p_listen: None,
-            genesis_hash: Some(genesis.hash()),
-            block_interval_ms: NodeConfig::default().block_interval_ms,
-            max_block_txs: NodeConfig::default().max_block_txs,
-            mempool_max_txs: NodeConfig::default().mempool_max_txs,
-        }
-        .save(&dev_node.layout.config)?;
+        NodeFile::new(dev_node.api, PathBuf::from("keys/node.pem"), None, genesis.hash())
+            .save(&dev_node.layout.config)?;
     }
     Ok(())
 }

@@ -134,17 +134,7 @@ pub fn run(cli: &Cli, args: &InitArgs) -> Result<(), CliError> {
         Some(path) => std::fs::canonicalize(path).map_err(CliError::io(path))?,
         None => PathBuf::from("keys/node.pem"),
     };
-    NodeFile {
-        data_dir: PathBuf::from("."),
-        listen: args.listen,
-        key_file,
-        p2p_listen: args.p2p_listen,
-        genesis_hash: Some(genesis.hash()),
-        block_interval_ms: medledger_node::NodeConfig::default().block_interval_ms,
-        max_block_txs: medledger_node::NodeConfig::default().max_block_txs,
-        mempool_max_txs: medledger_node::NodeConfig::default().mempool_max_txs,
-    }
-    .save(&layout.config)?;
+    NodeFile::new(args.listen, key_file, args.p2p_listen, genesis.hash()).save(&layout.config)?;
     println!("initialised chain '{}' in {}", genesis.chain_id, data_dir.display());
     println!("  genesis hash  {} (every node of the chain must show the same)", genesis.hash());
     let node_key_path = args.node_key.as_ref().unwrap_or(&layout.node_key);

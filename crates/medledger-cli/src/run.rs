@@ -43,7 +43,8 @@ pub fn run(args: &NodeArgs) -> Result<(), CliError> {
     println!("MedLedger node for chain '{}', genesis {}", status.chain_id, status.genesis_hash);
     let exchange = Exchange::new();
     let sequencer = Sequencer::start(&node, &key, &file.data_dir, file.p2p_listen, &exchange)?;
-    let records = open_records(&node, &file.data_dir, sequencer.exchange(exchange))?;
+    let records =
+        open_records(&node, &file.data_dir, file.vault_key_cache_entries, sequencer.exchange(exchange))?;
     println!("MedLedger node listening on http://{}", local_addr(&listener)?);
     serve_all(vec![Served { node, records, listener, sequencer }])
 }
@@ -57,11 +58,13 @@ fn vault_passphrase() -> Option<zeroize::Zeroizing<Vec<u8>>> {
 }
 
 /// Opens the records service of a node whose key is its organisation's node: the vault in
-/// `data_dir` (its key created on first start, sealed with [`VAULT_PASSPHRASE_ENV`] if set).
-/// `None` for a node whose key no organisation registered.
+/// `data_dir` (its key created on first start, sealed with [`VAULT_PASSPHRASE_ENV`] if set)
+/// keeping up to `key_cache_entries` data keys unwrapped. `None` for a node whose key no
+/// organisation registered.
 pub fn open_records(
     node: &Arc<Node>,
     data_dir: &std::path::Path,
+    key_cache_entries: usize,
     exchange: Option<Exchange>,
 ) -> Result<Option<Records>, CliError> {
     let passphrase = vault_passphrase();
@@ -72,7 +75,7 @@ pub fn open_records(
             if passphrase.is_some() { "sealed with the passphrase" } else { "unsealed (mode 0600)" };
         println!("Created the vault key {} ({sealing})", medledger_vault::key_path(data_dir).display());
     }
-    let vault = Arc::new(Vault::open(data_dir, passphrase)?);
+    let vault = Arc::new(Vault::open(data_dir, passphrase)?.with_key_cache(key_cache_entries));
     match Records::start(Arc::clone(node), vault, exchange) {
         Ok(records) => Ok(Some(records)),
         Err(RecordError::NoVault) => {

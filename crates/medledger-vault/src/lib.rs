@@ -14,8 +14,10 @@
 //! `keys/vault.key` (see `docs/operators.md`).
 
 mod entry;
+mod key_cache;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use medledger_crypto::envelope::{
@@ -28,6 +30,9 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinitio
 use zeroize::Zeroizing;
 
 pub use entry::{SealedVersion, StoredVersion};
+pub use key_cache::{DEFAULT_CACHED_KEYS, MAX_KEY_AGE};
+
+use crate::key_cache::KeyCache;
 
 /// File name of the vault database inside a data directory.
 pub const DATABASE_FILE: &str = "vault.redb";
@@ -125,6 +130,7 @@ pub struct Vault {
     secret: VaultSecretKey,
     public: VaultPublicKey,
     index_key: IndexKey,
+    keys: KeyCache,
     tampered: AtomicU64,
 }
 
@@ -152,7 +158,8 @@ pub fn create_key(data_dir: &Path, passphrase: Option<&[u8]>) -> Result<VaultPub
 }
 
 impl Vault {
-    /// Opens (creating if needed) the vault of `data_dir` with its key.
+    /// Opens (creating if needed) the vault of `data_dir` with its key, keeping up to
+    /// [`DEFAULT_CACHED_KEYS`] data keys unwrapped (see [`Vault::with_key_cache`]).
     ///
     /// # Errors
     /// If the key is missing, sealed with another passphrase, or the database is unusable.
@@ -165,7 +172,17 @@ impl Vault {
         check_format(&db)?;
         let public = secret.public_key();
         let index_key = secret.index_key();
-        Ok(Self { db, secret, public, index_key, tampered: AtomicU64::new(0) })
+        let keys = KeyCache::new(DEFAULT_CACHED_KEYS);
+        Ok(Self { db, secret, public, index_key, keys, tampered: AtomicU64::new(0) })
+    }
+
+    /// Keeps at most `entries` data keys of versions sealed or read lately unwrapped, each
+    /// for at most [`MAX_KEY_AGE`], so reads of hot records skip the HPKE unwrap; 0 unwraps
+    /// on every read.
+    #[must_use]
+    pub fn with_key_cache(mut self, entries: usize) -> Self {
+        self.keys = KeyCache::new(entries);
+        self
     }
 
     /// The vault's public key: what other nodes wrap data keys to.
@@ -193,6 +210,8 @@ impl Vault {
         let data_key = DataKey::generate();
         let ciphertext = seal(&data_key, plaintext, &context);
         let wrapped_key = wrap_key(&self.public, &data_key, &context);
+        // A version just written is the likeliest to be read next.
+        self.keys.insert((resource_type, record, version), &wrapped_key, Arc::new(data_key));
         SealedVersion { digest: sha256(&ciphertext), ciphertext, wrapped_key }
     }
 
@@ -386,18 +405,25 @@ impl Vault {
     }
 
     /// The data key of a stored version whose ciphertext matches the digest recorded with it
-    /// and `anchor` (if given); any mismatch raises the alarm.
+    /// and `anchor` (if given); any mismatch raises the alarm. Cached keys spare the unwrap.
     fn checked_data_key(
         &self,
         stored: &StoredVersion,
         anchor: Option<&Digest>,
-    ) -> Result<DataKey, VaultError> {
+    ) -> Result<Arc<DataKey>, VaultError> {
         let digest = sha256(&stored.ciphertext);
         if digest != stored.digest || anchor.is_some_and(|anchor| anchor != &digest) {
             return Err(self.alarm());
         }
+        let id = (stored.resource_type, stored.record, stored.version);
+        if let Some(key) = self.keys.get(id, &stored.wrapped_key) {
+            return Ok(key);
+        }
         let context = entry::context(stored.resource_type, stored.record, stored.version);
-        unwrap_key(&self.secret, &stored.wrapped_key, &context).map_err(|_| self.alarm())
+        let key =
+            Arc::new(unwrap_key(&self.secret, &stored.wrapped_key, &context).map_err(|_| self.alarm())?);
+        self.keys.insert(id, &stored.wrapped_key, Arc::clone(&key));
+        Ok(key)
     }
 
     fn alarm(&self) -> VaultError {

@@ -120,3 +120,33 @@ fn another_organisation_opens_a_rewrapped_version_only_with_the_anchor() {
     ));
     assert!(custodian.rewrap(&first, &sha256(b"x"), &reader.public_key()).is_err());
 }
+
+#[test]
+fn cached_data_keys_never_spare_the_integrity_checks() {
+    for cached_keys in [medledger_vault::DEFAULT_CACHED_KEYS, 0] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        create_key(dir.path(), None).expect("key");
+        let vault = Vault::open(dir.path(), None).expect("opens").with_key_cache(cached_keys);
+        let first = version(&vault, 1, "{\"v\":1}");
+        vault.commit(std::slice::from_ref(&first)).expect("v1");
+        let stored = vault.get(ResourceType::Observation, RECORD, 1).expect("get").expect("v1 stored");
+        for _ in 0..2 {
+            let body = vault.decrypt(&stored, Some(&first.digest)).expect("decrypts");
+            assert_eq!(body.as_slice(), b"{\"v\":1}", "cache of {cached_keys}");
+        }
+
+        // A ciphertext changed together with the digest the vault recorded: the anchor catches
+        // it, and for a version not anchored yet the AEAD tag does, cached key or not.
+        let mut changed = stored.clone();
+        changed.ciphertext[20] ^= 0x01;
+        changed.digest = sha256(&changed.ciphertext);
+        assert!(matches!(vault.decrypt(&changed, Some(&first.digest)), Err(VaultError::Tampered)));
+        assert!(matches!(vault.decrypt(&changed, None), Err(VaultError::Tampered)));
+
+        // A wrapped key swapped for another version's: no cache hit, and it opens nothing here.
+        let mut swapped = stored.clone();
+        swapped.wrapped_key = version(&vault, 2, "{\"v\":2}").wrapped_key;
+        assert!(matches!(vault.decrypt(&swapped, Some(&first.digest)), Err(VaultError::Tampered)));
+        assert_eq!(vault.tampered_count(), 3, "cache of {cached_keys}");
+    }
+}
