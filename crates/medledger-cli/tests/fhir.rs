@@ -284,3 +284,66 @@ fn flip_a_ciphertext_byte(data_dir: &std::path::Path, id: &str) {
     }
     write.commit().expect("committed");
 }
+
+#[test]
+fn a_version_the_chain_does_not_name_is_anchored_at_the_next_start() {
+    let mut node = DevNode::start();
+    let base = format!("{}/fhir", node.url);
+    let doctor = token(&node, "st-mary-hospital", "dr-ana-ruiz");
+    let patient = demo_patient_ids(&node, &doctor)[0].clone();
+    let created =
+        request("POST", &format!("{base}/Observation"), &doctor, Some(&glucose(&patient, 91.0)), &[]);
+    assert_eq!(created.status, 201);
+    let id = created.json()["id"].as_str().expect("an id").to_owned();
+    wait_until_committed(&node);
+    assert!(node.process.terminate().success());
+    // What a node stopped between its vault commit and its anchor leaves behind: version 2,
+    // durable in the vault, that no transaction names.
+    write_unanchored_second_version(node.data_dir.path(), &id, 97.0);
+
+    let data_dir = std::mem::replace(&mut node.data_dir, tempfile::tempdir().expect("temp dir"));
+    let node = DevNode::start_in(data_dir);
+    let base = format!("{}/fhir", node.url);
+    let url = format!("{base}/Observation/{id}");
+    let doctor = token(&node, "st-mary-hospital", "dr-ana-ruiz");
+    wait_until_committed(&node);
+    let verify = request("GET", &format!("{url}/$verify"), &doctor, None, &[]).json();
+    let parameter = |name: &str| {
+        verify["parameter"].as_array().expect("parameters").iter().find(|p| p["name"] == name).cloned()
+    };
+    assert_eq!(parameter("version").expect("version")["valuePositiveInt"], 2, "{verify}");
+    assert_eq!(parameter("verified").expect("verified")["valueBoolean"], true, "{verify}");
+    let read = request("GET", &url, &doctor, None, &[]);
+    assert_eq!(read.header("etag"), Some("W/\"2\""));
+    assert_eq!(read.json()["valueQuantity"]["value"], 97.0);
+    // The record takes updates again: its next anchor follows the chain's head.
+    let mut changed = glucose(&patient, 99.0);
+    changed["id"] = json!(id);
+    let updated = request("PUT", &url, &doctor, Some(&changed), &[("if-match", "W/\"2\"")]);
+    assert_eq!(updated.status, 200, "{}", String::from_utf8_lossy(&updated.body));
+    assert_eq!(updated.header("etag"), Some("W/\"3\""));
+}
+
+/// Seals version 2 of Observation `id` with another value straight into the stopped node's
+/// vault, with its key, as the node itself would have.
+fn write_unanchored_second_version(data_dir: &std::path::Path, id: &str, value: f64) {
+    use medledger_types::{RecordId, ResourceType};
+    let record = RecordId(hex::decode(id).expect("a hex id").try_into().expect("16 bytes"));
+    let vault = medledger_vault::Vault::open(data_dir, None).expect("the dev vault opens with its key");
+    let first = vault.get(ResourceType::Observation, record, 1).expect("read").expect("version 1 is stored");
+    let mut body: Value =
+        serde_json::from_slice(&vault.decrypt(&first, None).expect("decrypts")).expect("JSON");
+    body["meta"]["versionId"] = json!("2");
+    body["valueQuantity"]["value"] = json!(value);
+    let plaintext = serde_json::to_vec(&body).expect("JSON");
+    let sealed = vault.seal(ResourceType::Observation, record, 2, &plaintext);
+    let second = medledger_vault::StoredVersion {
+        version: 2,
+        last_updated_ms: first.last_updated_ms + 1,
+        ciphertext: sealed.ciphertext,
+        digest: sealed.digest,
+        wrapped_key: sealed.wrapped_key,
+        ..first
+    };
+    vault.commit(&[second]).expect("version 2 is durable");
+}

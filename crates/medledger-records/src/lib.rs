@@ -451,11 +451,15 @@ impl Records {
                 // Unresolved urn:uuid: references are refused by validation after resolving.
                 continue;
             };
-            let known = RecordId::parse_fhir_id(*resource_type, id).ok().is_some_and(|record| {
-                in_bundle.contains(&(*resource_type, record))
-                    || self.node.with_chain(|chain| chain.record(*resource_type, &record).is_some())
-                    || self.vault.head(*resource_type, record).ok().flatten().is_some()
-            });
+            let known = match RecordId::parse_fhir_id(*resource_type, id) {
+                Err(_) => false,
+                Ok(record) => {
+                    in_bundle.contains(&(*resource_type, record))
+                        || self.node.with_chain(|chain| chain.record(*resource_type, &record).is_some())
+                        // A vault failure is the node's fault, not a missing reference.
+                        || self.vault.head(*resource_type, record)?.is_some()
+                }
+            };
             if !known {
                 return Err(RecordError::MissingReference {
                     path: reference.path.clone(),

@@ -4,6 +4,11 @@
 //! Order matters twice. A version is durable in the vault before its anchor exists, so the
 //! chain never names a ciphertext nobody holds. And versions of one record are anchored in the
 //! order the vault accepted them, because one thread does both.
+//!
+//! A node that stops between the two steps leaves versions in the vault that the chain does
+//! not name. Before it takes any write, the writer anchors such versions again (the anchor
+//! is a function of the stored version, so it is the same anchor); if another copy of one is
+//! still pending elsewhere, whichever a block takes second is rejected there, harmlessly.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,6 +26,9 @@ pub const MAX_QUEUED_WRITES: usize = 8_192;
 
 /// Most requests committed in one vault transaction.
 const MAX_WRITES_PER_COMMIT: usize = 512;
+
+/// Records read per vault page while looking for versions the chain does not name.
+const RECONCILE_PAGE_RECORDS: usize = 1_024;
 
 /// One request: its versions are committed and anchored together or not at all.
 pub(crate) struct Write {
@@ -58,6 +66,17 @@ impl Writer {
 }
 
 fn run(vault: &Vault, node: &Node, requests: &Receiver<Write>) {
+    match reanchor_unnamed_versions(vault, node) {
+        Ok(Reanchored { anchored: 0, refused: 0 }) => {}
+        Ok(Reanchored { anchored, refused }) => {
+            tracing::warn!(
+                anchored,
+                refused,
+                "versions in the vault the chain did not name were anchored again"
+            );
+        }
+        Err(error) => tracing::error!(%error, "could not look for versions the chain does not name"),
+    }
     while let Ok(first) = requests.recv() {
         let mut group = vec![first];
         while group.len() < MAX_WRITES_PER_COMMIT {
@@ -117,6 +136,58 @@ fn commit_group(vault: &Vault, node: &Node, group: Vec<Write>) {
             let _ = write.reply.send(Err(RecordError::AnchorRefused(error.to_string())));
         }
     }
+}
+
+/// What [`reanchor_unnamed_versions`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Reanchored {
+    /// Versions whose anchors were admitted again.
+    anchored: usize,
+    /// Versions whose anchors were refused: they stay in the vault (never served to other
+    /// organisations, who need the anchor), and the record takes no update until an operator
+    /// looks; removing them could drop a version the rest of the network already committed.
+    refused: usize,
+}
+
+/// Finds versions in the vault above their record's head on chain (left by a stop between
+/// the vault commit and the anchor) and submits their anchors again, in version order.
+fn reanchor_unnamed_versions(vault: &Vault, node: &Node) -> Result<Reanchored, RecordError> {
+    let mut done = Reanchored { anchored: 0, refused: 0 };
+    for &resource_type in ResourceType::ALL {
+        let mut after = None;
+        loop {
+            let page = vault.list(resource_type, after, RECONCILE_PAGE_RECORDS)?;
+            for &(record, vault_head) in &page {
+                let chain_head = node
+                    .with_chain(|chain| chain.record(resource_type, &record))
+                    .map_or(0, |head| head.version);
+                if vault_head <= chain_head {
+                    continue;
+                }
+                let mut anchors = Vec::new();
+                for version in chain_head + 1..=vault_head {
+                    let stored = vault.get(resource_type, record, version)?.ok_or_else(|| {
+                        RecordError::Vault(format!("version {version} below the vault's head is missing"))
+                    })?;
+                    anchors.push(Payload::Record(anchor_of(&stored)));
+                }
+                for result in node.submit_as_node(anchors) {
+                    match result {
+                        Ok(_) => done.anchored += 1,
+                        Err(error) => {
+                            tracing::error!(%resource_type, version = vault_head, %error, "an unnamed version's anchor was refused");
+                            done.refused += 1;
+                        }
+                    }
+                }
+            }
+            match page.last() {
+                Some(&(record, _)) if page.len() == RECONCILE_PAGE_RECORDS => after = Some(record),
+                _ => break,
+            }
+        }
+    }
+    Ok(done)
 }
 
 /// Each version must follow the vault's head, counting earlier writes of the group.
