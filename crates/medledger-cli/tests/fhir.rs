@@ -239,6 +239,21 @@ fn demo_patient(node: &DevNode, token: &str, member: &str, patients: &[String]) 
 
 #[test]
 fn a_ciphertext_changed_at_rest_is_refused_with_an_alarm() {
+    let (data_dir, _, id) = stopped_node_with_one_observation();
+    flip_a_ciphertext_byte(data_dir.path(), &id);
+    let node = DevNode::start_in(data_dir);
+    let base = format!("{}/fhir", node.url);
+    let doctor = token(&node, "st-mary-hospital", "dr-ana-ruiz");
+    request("GET", &format!("{base}/Observation/{id}"), &doctor, None, &[]).assert_outcome(500, "exception");
+    let metrics = String::from_utf8(support::get(&format!("{}/metrics", node.url)).body).expect("text");
+    assert!(metrics.contains("medledger_vault_integrity_failures_total 1"), "{metrics}");
+    let verify = request("GET", &format!("{base}/Observation/{id}/$verify"), &doctor, None, &[]).json();
+    assert_eq!(verify["parameter"][0], json!({ "name": "verified", "valueBoolean": false }), "{verify}");
+}
+
+/// A dev node's data directory after Dr Ruiz created one glucose Observation for the first
+/// demo patient, it was committed and the node stopped: (data dir, patient id, record id).
+fn stopped_node_with_one_observation() -> (tempfile::TempDir, String, String) {
     let mut node = DevNode::start();
     let base = format!("{}/fhir", node.url);
     let doctor = token(&node, "st-mary-hospital", "dr-ana-ruiz");
@@ -249,17 +264,8 @@ fn a_ciphertext_changed_at_rest_is_refused_with_an_alarm() {
     let id = created.json()["id"].as_str().expect("an id").to_owned();
     wait_until_committed(&node);
     assert!(node.process.terminate().success());
-    flip_a_ciphertext_byte(node.data_dir.path(), &id);
-
     let data_dir = std::mem::replace(&mut node.data_dir, tempfile::tempdir().expect("temp dir"));
-    let node = DevNode::start_in(data_dir);
-    let base = format!("{}/fhir", node.url);
-    let doctor = token(&node, "st-mary-hospital", "dr-ana-ruiz");
-    request("GET", &format!("{base}/Observation/{id}"), &doctor, None, &[]).assert_outcome(500, "exception");
-    let metrics = String::from_utf8(support::get(&format!("{}/metrics", node.url)).body).expect("text");
-    assert!(metrics.contains("medledger_vault_integrity_failures_total 1"), "{metrics}");
-    let verify = request("GET", &format!("{base}/Observation/{id}/$verify"), &doctor, None, &[]).json();
-    assert_eq!(verify["parameter"][0], json!({ "name": "verified", "valueBoolean": false }), "{verify}");
+    (data_dir, patient, id)
 }
 
 /// Flips one byte in the middle of the stored version of Observation `id`, as someone with
@@ -287,21 +293,10 @@ fn flip_a_ciphertext_byte(data_dir: &std::path::Path, id: &str) {
 
 #[test]
 fn a_version_the_chain_does_not_name_is_anchored_at_the_next_start() {
-    let mut node = DevNode::start();
-    let base = format!("{}/fhir", node.url);
-    let doctor = token(&node, "st-mary-hospital", "dr-ana-ruiz");
-    let patient = demo_patient_ids(&node, &doctor)[0].clone();
-    let created =
-        request("POST", &format!("{base}/Observation"), &doctor, Some(&glucose(&patient, 91.0)), &[]);
-    assert_eq!(created.status, 201);
-    let id = created.json()["id"].as_str().expect("an id").to_owned();
-    wait_until_committed(&node);
-    assert!(node.process.terminate().success());
+    let (data_dir, patient, id) = stopped_node_with_one_observation();
     // What a node stopped between its vault commit and its anchor leaves behind: version 2,
     // durable in the vault, that no transaction names.
-    write_unanchored_second_version(node.data_dir.path(), &id, 97.0);
-
-    let data_dir = std::mem::replace(&mut node.data_dir, tempfile::tempdir().expect("temp dir"));
+    write_unanchored_second_version(data_dir.path(), &id, 97.0);
     let node = DevNode::start_in(data_dir);
     let base = format!("{}/fhir", node.url);
     let url = format!("{base}/Observation/{id}");
