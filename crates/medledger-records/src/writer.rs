@@ -175,7 +175,12 @@ fn reanchor_unnamed_versions(vault: &Vault, node: &Node) -> Result<Reanchored, R
                     match result {
                         Ok(_) => done.anchored += 1,
                         Err(error) => {
-                            tracing::error!(%resource_type, version = vault_head, %error, "an unnamed version's anchor was refused");
+                            tracing::error!(
+                                %resource_type,
+                                version = vault_head,
+                                %error,
+                                "an unnamed version's anchor was refused"
+                            );
                             done.refused += 1;
                         }
                     }
