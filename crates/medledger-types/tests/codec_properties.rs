@@ -618,7 +618,8 @@ proptest! {
         tx in signed(enrol_member()),
         genesis in genesis(1..4),
         tag in any::<u8>().prop_filter("unknown to both", |tag| {
-            Role::ALL.iter().all(|role| *role as u8 != *tag) && OrgKind::ALL.iter().all(|kind| *kind as u8 != *tag)
+            Role::ALL.iter().all(|role| role.tag_byte() != *tag)
+                && OrgKind::ALL.iter().all(|kind| kind.tag_byte() != *tag)
         }),
     ) {
         let mut bytes = tx.encode();
