@@ -226,8 +226,9 @@ pub fn run(cli: &Cli, args: &DevArgs) -> Result<(), CliError> {
     }
     let addresses: Vec<SocketAddr> =
         served.iter().map(|served| local_addr(&served.listener)).collect::<Result<_, _>>()?;
-    print_banner(&first, &data_dir, &layout, &addresses, &dev_nodes, temporary.is_some());
-    serve_all(served)
+    serve_all(served, || {
+        print_banner(&first, &data_dir, &layout, &addresses, &dev_nodes, temporary.is_some());
+    })
 }
 
 /// Waits until everything pending on `node` is in a final block.

@@ -45,8 +45,10 @@ pub fn run(args: &NodeArgs) -> Result<(), CliError> {
     let sequencer = Sequencer::start(&node, &key, &file.data_dir, file.p2p_listen, &exchange)?;
     let records =
         open_records(&node, &file.data_dir, file.vault_key_cache_entries, sequencer.exchange(exchange))?;
-    println!("MedLedger node listening on http://{}", local_addr(&listener)?);
-    serve_all(vec![Served { node, records, listener, sequencer }])
+    let address = local_addr(&listener)?;
+    serve_all(vec![Served { node, records, listener, sequencer }], || {
+        println!("MedLedger node listening on http://{address}");
+    })
 }
 
 /// Environment variable holding the passphrase the vault key file is sealed with.
@@ -269,7 +271,9 @@ pub struct Served {
 /// Serves nodes' APIs (several in one process for `medledger dev --nodes N`) while their
 /// sequencers order blocks, until Ctrl-C or SIGTERM, or until block ordering fails (a node
 /// that cannot commit blocks must not keep accepting transactions); all stop together.
-pub fn serve_all(nodes: Vec<Served>) -> Result<(), CliError> {
+/// `ready` runs (to say the node is up) once a signal would stop the nodes cleanly: a
+/// supervisor that sends SIGTERM right after must not kill the process mid-write.
+pub fn serve_all(nodes: Vec<Served>, ready: impl FnOnce()) -> Result<(), CliError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -283,6 +287,7 @@ pub fn serve_all(nodes: Vec<Served>) -> Result<(), CliError> {
         servers.push((node, records, listener));
     }
     let served = runtime.block_on(async {
+        let shutdown = shutdown_signal()?;
         let (stop_sender, stop) = tokio::sync::watch::channel(false);
         let mut tasks = tokio::task::JoinSet::new();
         for (node, records, listener) in servers {
@@ -296,8 +301,9 @@ pub fn serve_all(nodes: Vec<Served>) -> Result<(), CliError> {
             let mut exits: tokio::task::JoinSet<()> = exits.into_iter().collect();
             let _ = exits.join_next().await;
         };
+        ready();
         tokio::select! {
-            () = shutdown_signal() => {}
+            () = shutdown => {}
             () = any_exit => {}
         }
         let _ = stop_sender.send(true);
@@ -316,11 +322,16 @@ pub fn serve_all(nodes: Vec<Served>) -> Result<(), CliError> {
     served.map_err(|error| CliError::Config(format!("API server: {error}")))
 }
 
-async fn shutdown_signal() {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing a SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
-    }
+/// Ctrl-C or SIGTERM. The handlers are installed when this returns, not when the future is
+/// first polled.
+fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
 }

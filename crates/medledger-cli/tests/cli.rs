@@ -111,7 +111,7 @@ fn init_then_node_then_submit_show_and_verify() {
     let verified = stdout_of(&run(&["--node", &url, "verify"]));
     assert!(verified.contains("verified 3 blocks and 3 transactions"), "{verified}");
 
-    assert!(node.terminate().success(), "the node stops cleanly on SIGTERM");
+    node.stop_cleanly("the node");
     let offline: Value =
         serde_json::from_str(&stdout_of(&run(&["--data-dir", data, "block", "show", "3"]))).expect("json");
     assert_eq!(offline["hash"], latest["hash"]);

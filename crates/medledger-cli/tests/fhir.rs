@@ -263,7 +263,7 @@ fn stopped_node_with_one_observation() -> (tempfile::TempDir, String, String) {
     assert_eq!(created.status, 201);
     let id = created.json()["id"].as_str().expect("an id").to_owned();
     wait_until_committed(&node);
-    assert!(node.process.terminate().success());
+    node.process.stop_cleanly("the dev node");
     let data_dir = std::mem::replace(&mut node.data_dir, tempfile::tempdir().expect("temp dir"));
     (data_dir, patient, id)
 }

@@ -108,7 +108,7 @@ fn create_network() -> Cluster {
         "50",
     ]);
     dev.wait_for_line(STARTUP, |line| line.contains("Press Ctrl-C")).expect("the dev network starts");
-    assert!(dev.terminate().success(), "the dev network stops cleanly");
+    dev.stop_cleanly("the dev network");
     Cluster { data_dir, api_base, p2p_base, processes: (0..NODES).map(|_| None).collect() }
 }
 
@@ -211,7 +211,7 @@ fn four_processes_survive_a_sigkill_and_every_accepted_transaction_is_final_ever
     }
     for index in 0..NODES {
         let mut process = cluster.processes[index].take().expect("running");
-        assert!(process.terminate().success(), "node {index} stops cleanly");
+        process.stop_cleanly(&format!("node {index}"));
         verify(&cluster.node_dir(index), index);
     }
 }
@@ -385,11 +385,11 @@ fn a_new_organisations_node_follows_then_validates_from_its_epoch() {
             .count()
             == NODES
     });
-    assert!(joiner.terminate().success(), "the joiner stops cleanly");
+    joiner.stop_cleanly("the joiner");
     verify(&joiner_dir, NODES);
     for index in 0..NODES {
         let mut process = cluster.processes[index].take().expect("running");
-        assert!(process.terminate().success(), "node {index} stops cleanly");
+        process.stop_cleanly(&format!("node {index}"));
         verify(&cluster.node_dir(index), index);
     }
 }
@@ -447,7 +447,7 @@ fn a_clinician_reads_another_organisations_record_through_their_own_node() {
     assert_eq!(reply.status, 403, "{}", String::from_utf8_lossy(&reply.body));
 
     let mut lakeside_node = cluster.processes[1].take().expect("running");
-    assert!(lakeside_node.terminate().success());
+    lakeside_node.stop_cleanly("Lakeside's node");
     assert!(vault_is_empty(&cluster, 1), "the reading node stored nothing");
 }
 

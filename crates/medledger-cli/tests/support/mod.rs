@@ -75,6 +75,12 @@ impl Process {
         self.child.wait().expect("reaping the process")
     }
 
+    /// Sends SIGTERM and asserts that `what` exits with success, naming the status if not.
+    pub fn stop_cleanly(&mut self, what: &str) {
+        let status = self.terminate();
+        assert!(status.success(), "{what} stops cleanly on SIGTERM, but exited with {status}");
+    }
+
     /// Kills the process with SIGKILL and reaps it.
     pub fn kill(&mut self) {
         let _already_exited = self.child.kill();
