@@ -79,7 +79,9 @@ impl FromStr for Digest {
 }
 
 /// Serialises a type as its `Display` text and deserialises it with its `FromStr`, so JSON
-/// shows digests, keys and signatures as the same hex a person reads everywhere else.
+/// shows digests, keys, signatures and ids as the same text a person reads everywhere else.
+/// The calling crate needs `serde`.
+#[macro_export]
 macro_rules! serde_as_text {
     ($($type:ty),+) => {$(
         impl serde::Serialize for $type {
@@ -96,7 +98,6 @@ macro_rules! serde_as_text {
         }
     )+};
 }
-pub(crate) use serde_as_text;
 
 serde_as_text!(Digest);
 

@@ -215,17 +215,7 @@ impl FromStr for PatientId {
     }
 }
 
-impl Serialize for PatientId {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for PatientId {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer)?.parse().map_err(serde::de::Error::custom)
-    }
-}
+medledger_crypto::serde_as_text!(PatientId);
 
 /// The node an organisation runs: the key it signs blocks and votes with, and where its peers
 /// reach it.

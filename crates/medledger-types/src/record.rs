@@ -109,17 +109,7 @@ impl FromStr for RecordId {
     }
 }
 
-impl Serialize for RecordId {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for RecordId {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer)?.parse().map_err(serde::de::Error::custom)
-    }
-}
+medledger_crypto::serde_as_text!(RecordId);
 
 /// One version of a record, as anchored on chain by its custodian's node. It names no person:
 /// the patient is a random pseudonym and the content is only the SHA-256 of its ciphertext.

@@ -11,7 +11,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use super::data_key::TAG_BYTES;
 use super::{DataKey, EnvelopeError, fill_random};
-use crate::hash::serde_as_text;
+use crate::serde_as_text;
 
 /// The HPKE KEM: DHKEM(X25519, HKDF-SHA256).
 type Kem = X25519HkdfSha256;
