@@ -15,7 +15,7 @@ use medledger_crypto::{Digest, PublicKey};
 use medledger_node::{Node, TxStatus};
 use medledger_records::Records;
 use medledger_types::limits::MAX_TX_BYTES;
-use medledger_types::{Block, Decode, Encode, Receipt, Transaction, TxId};
+use medledger_types::{Block, Decode, Encode, Outcome, Receipt, Transaction, TxId};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -34,8 +34,12 @@ const MAX_TX_REQUEST_BYTES: usize = 2 * MAX_TX_BYTES + 4 * 1024;
 /// 20,000 of them, well above [`MAX_BATCH_TXS`].
 const MAX_BATCH_REQUEST_BYTES: usize = 8 * 1024 * 1024;
 
-/// Longest a client may ask `?wait=true` to wait for its transaction to be committed.
+/// Longest a client may ask `?wait=true` to wait for its transaction to be in a block: a
+/// request must not hold a connection for long (a client that wants longer asks again).
 const MAX_WAIT_MS: u64 = 30_000;
+
+/// How long `?wait=true` waits when the client names no `timeout_ms`.
+const DEFAULT_WAIT_MS: u64 = 10_000;
 
 const OCTET_STREAM: &str = "application/octet-stream";
 
@@ -210,7 +214,7 @@ fn parse_json<T: for<'de> Deserialize<'de>>(body: &[u8]) -> ApiResult<T> {
         .map_err(|error| Problem::bad_request("malformed-json", format!("request JSON: {error}")))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WaitQuery {
     #[serde(default)]
@@ -218,11 +222,82 @@ struct WaitQuery {
     timeout_ms: Option<u64>,
 }
 
+impl WaitQuery {
+    /// How long to wait for a block, if asked to: `timeout_ms`, default 10 s, at most 30 s.
+    fn timeout(&self) -> Option<Duration> {
+        self.wait.then(|| Duration::from_millis(self.timeout_ms.unwrap_or(DEFAULT_WAIT_MS).min(MAX_WAIT_MS)))
+    }
+}
+
+/// Where a transaction stands, as this node sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum TxState {
+    /// In this node's mempool, not yet in a block.
+    Pending,
+    /// In a block (final) and applied.
+    Committed,
+    /// In a block (final), but execution refused it: the receipt says why; its nonce is used.
+    Rejected,
+    /// Neither in a block nor in this node's mempool (never received here, or dropped).
+    Unknown,
+}
+
+/// The one JSON shape of a transaction's status, whatever its state: every field is always
+/// present, `null` where the state has no value. Served by `POST /v1/txs` and
+/// `GET /v1/txs/{id}` alike, and printed by `medledger tx show` and `--wait`.
 #[derive(Serialize)]
-struct Submitted {
+struct TxView {
     tx_id: TxId,
-    #[serde(flatten)]
-    status: TxStatus,
+    status: TxState,
+    /// The block holding it (committed or rejected).
+    height: Option<u64>,
+    /// Its position in that block.
+    index: Option<u32>,
+    /// What execution did with it (committed or rejected).
+    receipt: Option<Receipt>,
+    /// The transaction itself, when this node has it.
+    transaction: Option<Transaction>,
+}
+
+impl TxView {
+    /// The view of `status`; `transaction` is the caller's copy when it has one.
+    fn new(node: &Node, tx_id: TxId, status: TxStatus, transaction: Option<Transaction>) -> ApiResult<Self> {
+        let view = |status, transaction| Self {
+            tx_id,
+            status,
+            height: None,
+            index: None,
+            receipt: None,
+            transaction,
+        };
+        Ok(match status {
+            TxStatus::Pending => view(TxState::Pending, transaction),
+            TxStatus::Unknown => view(TxState::Unknown, transaction),
+            TxStatus::Committed { height, index, receipt } => {
+                let transaction = match transaction {
+                    Some(transaction) => transaction,
+                    None => transaction_at(&stored_block(node, height)?, index)?.clone(),
+                };
+                let state = match receipt.outcome {
+                    Outcome::Applied => TxState::Committed,
+                    Outcome::Rejected(_) => TxState::Rejected,
+                };
+                Self {
+                    height: Some(height),
+                    index: Some(index),
+                    receipt: Some(receipt),
+                    ..view(state, Some(transaction))
+                }
+            }
+        })
+    }
+
+    /// `200 OK` once the transaction is in a block, `202 Accepted` while it is not.
+    fn into_response(self) -> Response {
+        let code = if self.height.is_some() { StatusCode::OK } else { StatusCode::ACCEPTED };
+        (code, Json(self)).into_response()
+    }
 }
 
 async fn submit_tx(
@@ -233,17 +308,16 @@ async fn submit_tx(
 ) -> ApiResult<Response> {
     let Query(query) = query.map_err(|rejection| Problem::bad_request("bad-query", rejection.body_text()))?;
     let tx = parse_tx(&headers, &body_bytes(body)?)?;
-    let id = node.submit(tx)?;
-    if query.wait {
-        let timeout_ms = query.timeout_ms.unwrap_or(10_000).min(MAX_WAIT_MS);
-        let status = wait_for_commit(&node, &id, Duration::from_millis(timeout_ms)).await?;
-        return Ok((StatusCode::OK, Json(Submitted { tx_id: id, status })).into_response());
-    }
-    Ok((StatusCode::ACCEPTED, Json(Submitted { tx_id: id, status: TxStatus::Pending })).into_response())
+    let id = node.submit(tx.clone())?;
+    let status = match query.timeout() {
+        Some(timeout) => wait_for_block(&node, &id, timeout).await?,
+        None => TxStatus::Pending,
+    };
+    Ok(TxView::new(&node, id, status, Some(tx))?.into_response())
 }
 
-/// Waits (bounded) until `id` is committed or the timeout passes.
-async fn wait_for_commit(node: &Node, id: &TxId, timeout: Duration) -> ApiResult<TxStatus> {
+/// Waits (bounded) until `id` is in a block, is unknown, or the timeout passes.
+async fn wait_for_block(node: &Node, id: &TxId, timeout: Duration) -> ApiResult<TxStatus> {
     let mut heights = node.subscribe_height();
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
@@ -308,19 +382,18 @@ fn parse_tx_id(text: &str) -> ApiResult<TxId> {
     text.parse().map_err(|_| Problem::bad_request("bad-tx-id", "a transaction id is 64 hex characters"))
 }
 
-async fn get_tx(State(node): Shared, Path(id): Path<String>) -> ApiResult<Response> {
+async fn get_tx(
+    State(node): Shared,
+    Path(id): Path<String>,
+    query: Result<Query<WaitQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Response> {
+    let Query(query) = query.map_err(|rejection| Problem::bad_request("bad-query", rejection.body_text()))?;
     let id = parse_tx_id(&id)?;
-    match node.tx_status(&id)? {
-        TxStatus::Unknown => {
-            Err(Problem::not_found(format!("transaction {id} is neither pending nor committed")))
-        }
-        TxStatus::Pending => Ok(Json(Submitted { tx_id: id, status: TxStatus::Pending }).into_response()),
-        status @ TxStatus::Committed { height, index, .. } => {
-            let block = stored_block(&node, height)?;
-            let tx = transaction_at(&block, index)?;
-            Ok(Json(json!({ "tx_id": id, "status": status, "transaction": tx })).into_response())
-        }
-    }
+    let status = match query.timeout() {
+        Some(timeout) => wait_for_block(&node, &id, timeout).await?,
+        None => node.tx_status(&id)?,
+    };
+    Ok(TxView::new(&node, id, status, None)?.into_response())
 }
 
 fn committed_receipt(node: &Node, id: &TxId) -> ApiResult<(u64, u32, Receipt)> {

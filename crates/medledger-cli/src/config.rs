@@ -36,6 +36,9 @@ pub struct NodeFile {
     /// Mempool capacity in transactions.
     #[serde(default = "defaults::mempool_max_txs")]
     pub mempool_max_txs: usize,
+    /// With nothing pending, one empty block this often (the idle chain's heartbeat).
+    #[serde(default = "defaults::empty_block_interval_ms")]
+    pub empty_block_interval_ms: u64,
     /// Data keys the vault keeps unwrapped (each for at most five minutes) so reads of hot
     /// records skip the HPKE unwrap; 0 unwraps on every read.
     #[serde(default = "defaults::vault_key_cache_entries")]
@@ -53,6 +56,9 @@ mod defaults {
     }
     pub fn mempool_max_txs() -> usize {
         NodeConfig::default().mempool_max_txs
+    }
+    pub fn empty_block_interval_ms() -> u64 {
+        NodeConfig::default().empty_block_interval_ms
     }
     pub fn vault_key_cache_entries() -> usize {
         medledger_vault::DEFAULT_CACHED_KEYS
@@ -76,6 +82,7 @@ impl NodeFile {
             block_interval_ms: defaults::block_interval_ms(),
             max_block_txs: defaults::max_block_txs(),
             mempool_max_txs: defaults::mempool_max_txs(),
+            empty_block_interval_ms: defaults::empty_block_interval_ms(),
             vault_key_cache_entries: defaults::vault_key_cache_entries(),
         }
     }
@@ -103,6 +110,7 @@ impl NodeFile {
             block_interval_ms: self.block_interval_ms,
             max_block_txs: self.max_block_txs,
             mempool_max_txs: self.mempool_max_txs,
+            empty_block_interval_ms: self.empty_block_interval_ms,
             ..NodeConfig::default()
         }
     }

@@ -97,6 +97,9 @@ pub struct DevArgs {
     /// Block interval in milliseconds.
     #[arg(long, default_value_t = NodeConfig::default().block_interval_ms)]
     block_interval_ms: u64,
+    /// With --nodes: with nothing pending, one empty block this often (the heartbeat).
+    #[arg(long, default_value_t = NodeConfig::default().empty_block_interval_ms)]
+    empty_block_interval_ms: u64,
     /// Data keys each vault keeps unwrapped for reads of hot records (0: unwrap every read).
     #[arg(long, default_value_t = medledger_vault::DEFAULT_CACHED_KEYS)]
     vault_key_cache_entries: usize,
@@ -173,7 +176,11 @@ pub fn run(cli: &Cli, args: &DevArgs) -> Result<(), CliError> {
     if fresh {
         create_demo_chain(&layout, &dev_nodes)?;
     }
-    let config = NodeConfig { block_interval_ms: args.block_interval_ms, ..NodeConfig::default() };
+    let config = NodeConfig {
+        block_interval_ms: args.block_interval_ms,
+        empty_block_interval_ms: args.empty_block_interval_ms,
+        ..NodeConfig::default()
+    };
     let mut nodes = Vec::with_capacity(dev_nodes.len());
     for dev_node in &dev_nodes {
         let key = SigningKey::load(&dev_node.layout.node_key)?;

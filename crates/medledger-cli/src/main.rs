@@ -151,6 +151,22 @@ pub enum CliError {
     /// A configuration or genesis file is invalid.
     #[error("{0}")]
     Config(String),
+    /// `--wait` ended without the transaction in a block.
+    #[error("transaction {tx_id} is not in a block: {why}")]
+    NotInBlock {
+        /// The transaction.
+        tx_id: String,
+        /// What the node last said, and what to do.
+        why: String,
+    },
+    /// The transaction is in a block, but execution refused it (its nonce is used).
+    #[error("transaction {tx_id} is in a block but was rejected: {reason}")]
+    Rejected {
+        /// The transaction.
+        tx_id: String,
+        /// The receipt's reason.
+        reason: String,
+    },
     /// A chain failed verification.
     #[error("verification failed at height {height}: {reason}")]
     Verification {
@@ -162,6 +178,20 @@ pub enum CliError {
 }
 
 impl CliError {
+    /// The process's exit status for this error; the codes are part of the CLI's interface
+    /// (docs/cli.md): 1 any other failure, 2 a usage error (as clap's own), 3 a chain or
+    /// proof that does not verify, 4 `--wait` ended without the transaction in a block,
+    /// 5 the transaction is in a block but was rejected.
+    pub fn exit_code(&self) -> ExitCode {
+        ExitCode::from(match self {
+            CliError::Usage(_) => 2,
+            CliError::Verification { .. } => 3,
+            CliError::NotInBlock { .. } => 4,
+            CliError::Rejected { .. } => 5,
+            _ => 1,
+        })
+    }
+
     /// Wraps an I/O error with the path involved.
     pub fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> CliError {
         let path = path.into();
@@ -201,7 +231,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error}");
-            ExitCode::FAILURE
+            error.exit_code()
         }
     }
 }

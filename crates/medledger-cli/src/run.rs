@@ -203,7 +203,7 @@ impl Sequencer {
         let settings = Settings {
             listen: p2p_listen,
             storage_dir: data_dir.join("consensus"),
-            timing: Timing::for_block_interval(node.config().block_interval_ms),
+            timing: Timing::new(node.config().block_interval_ms, node.config().empty_block_interval_ms),
         };
         let service = Service::start(node, key, settings, exchange.clone())
             .map_err(|error| CliError::Config(error.to_string()))?;

@@ -1,6 +1,7 @@
 //! `medledger tx`: build, sign and submit transactions to a node.
 
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
 use medledger_crypto::{Digest, SigningKey, sha256};
@@ -21,9 +22,13 @@ pub enum TxCommand {
         /// Use this nonce instead of asking the node for the next one.
         #[arg(long, global = true)]
         nonce: Option<u64>,
-        /// Wait until the transaction is in a block and print its receipt.
+        /// Wait until the transaction is in a block. Exits 4 if it is not within --timeout,
+        /// 5 if the block refused it.
         #[arg(long, global = true)]
         wait: bool,
+        /// With --wait: how many seconds to wait for the block.
+        #[arg(long, global = true, value_name = "SECONDS", default_value_t = DEFAULT_WAIT_SECS, requires = "wait")]
+        timeout: u64,
         #[command(subcommand)]
         payload: PayloadArgs,
     },
@@ -59,23 +64,45 @@ pub struct SignerArgs {
     /// Use this nonce instead of asking the node for the next one.
     #[arg(long)]
     pub nonce: Option<u64>,
-    /// Wait until the transaction is in a block and print its receipt.
+    /// Wait until the transaction is in a block. Exits 4 if it is not within --timeout, 5 if
+    /// the block refused it.
     #[arg(long)]
     pub wait: bool,
+    /// With --wait: how many seconds to wait for the block.
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_WAIT_SECS, requires = "wait")]
+    pub timeout: u64,
+}
+
+/// How long `--wait` waits by default: a healthy network makes a block within a second or
+/// two; a minute covers a view change or two and a busy node.
+const DEFAULT_WAIT_SECS: u64 = 60;
+
+/// Longest one waiting request asks the node to hold (the API's own bound is 30 s); a longer
+/// `--timeout` asks again.
+const WAIT_PER_REQUEST_MS: u64 = 25_000;
+
+impl SignerArgs {
+    /// How long to wait for the block, if at all.
+    fn wait_for(&self) -> Option<Duration> {
+        self.wait.then(|| Duration::from_secs(self.timeout))
+    }
 }
 
 /// Signs `payload` with the key file and submits it; prints and returns the node's answer.
 pub fn sign_and_submit(client: &Client, signer: &SignerArgs, payload: Payload) -> Result<Value, CliError> {
     let key = SigningKey::load(&signer.key)?;
-    submit_signed(client, &key, signer.nonce, signer.wait, payload)
+    submit_signed(client, &key, signer.nonce, signer.wait_for(), payload)
 }
 
-/// Signs `payload` with `key` and submits it; prints and returns the node's answer.
+/// Signs `payload` with `key` and submits it; prints the node's answer (the transaction's
+/// status) and returns it. With `wait`, waits that long for the transaction's block: a
+/// transaction still not in a block is [`CliError::NotInBlock`], one the block refused
+/// [`CliError::Rejected`], each after the answer is printed.
 pub fn submit_signed(
     client: &Client,
     key: &SigningKey,
     nonce: Option<u64>,
-    wait: bool,
+    wait: Option<Duration>,
     payload: Payload,
 ) -> Result<Value, CliError> {
     let status: StatusView = client.get_json("/v1/status")?;
@@ -84,10 +111,50 @@ pub fn submit_signed(
         None => client.get_json::<AccountView>(&format!("/v1/accounts/{}", key.public_key()))?.pending_nonce,
     };
     let tx = TxBody { chain_id: status.chain_id, signer: key.public_key(), nonce, payload }.sign(key);
-    let path = if wait { "/v1/txs?wait=true" } else { "/v1/txs" };
-    let answer: Value = client.post_json(path, &tx)?;
+    let Some(wait) = wait else {
+        let answer: Value = client.post_json("/v1/txs", &tx)?;
+        print_json(&answer);
+        return Ok(answer);
+    };
+    let deadline = Instant::now() + wait;
+    let mut answer: Value = client.post_json(&format!("/v1/txs?{}", wait_query(deadline)), &tx)?;
+    while answer["status"] == "pending" && Instant::now() < deadline {
+        answer = client.get_json(&format!("/v1/txs/{}?{}", tx.id(), wait_query(deadline)))?;
+    }
     print_json(&answer);
+    check_in_block(&answer, wait)?;
     Ok(answer)
+}
+
+/// `wait=true&timeout_ms=…` for the time left before `deadline`, in pieces the API accepts.
+fn wait_query(deadline: Instant) -> String {
+    let left_ms = deadline.saturating_duration_since(Instant::now()).as_millis();
+    let timeout_ms = u64::try_from(left_ms).unwrap_or(u64::MAX).clamp(1, WAIT_PER_REQUEST_MS);
+    format!("wait=true&timeout_ms={timeout_ms}")
+}
+
+/// Turns a status that is not "in a block and applied" into the error (and exit code) a
+/// script can act on.
+fn check_in_block(answer: &Value, waited: Duration) -> Result<(), CliError> {
+    let tx_id = answer["tx_id"].as_str().unwrap_or("?").to_owned();
+    match answer["status"].as_str() {
+        Some("committed") => Ok(()),
+        Some("rejected") => Err(CliError::Rejected {
+            tx_id,
+            reason: answer["receipt"]["reason"].as_str().unwrap_or("unknown").to_owned(),
+        }),
+        Some("pending") => Err(CliError::NotInBlock {
+            tx_id,
+            why: format!(
+                "still pending after {} s: no block was finalized in time (is a quorum of validators up? see /v1/status)",
+                waited.as_secs()
+            ),
+        }),
+        _ => Err(CliError::NotInBlock {
+            tx_id,
+            why: "the node no longer knows it: dropped from its mempool (a restart, or the signer's key was revoked); check, then submit again".into(),
+        }),
+    }
 }
 
 #[derive(Deserialize)]
@@ -102,10 +169,10 @@ struct AccountView {
 
 pub fn run(cli: &Cli, command: &TxCommand) -> Result<(), CliError> {
     match command {
-        TxCommand::Submit { key, nonce, wait, payload } => {
+        TxCommand::Submit { key, nonce, wait, timeout, payload } => {
             let client = Client::new(&cli.write_node_url()?);
             let key = key.as_ref().ok_or_else(|| CliError::Usage("tx submit needs --key FILE".into()))?;
-            let signer = SignerArgs { key: key.clone(), nonce: *nonce, wait: *wait };
+            let signer = SignerArgs { key: key.clone(), nonce: *nonce, wait: *wait, timeout: *timeout };
             sign_and_submit(&client, &signer, build_payload(payload)?)?;
         }
         TxCommand::Show { id } => {

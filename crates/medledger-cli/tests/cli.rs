@@ -82,7 +82,7 @@ fn init_then_node_then_submit_show_and_verify() {
     ])))
     .expect("json");
     assert_eq!(anchored["receipt"]["status"], "applied", "{anchored}");
-    let again: Value = serde_json::from_str(&stdout_of(&run(&[
+    let refused = run(&[
         "--node",
         &url,
         "tx",
@@ -95,8 +95,11 @@ fn init_then_node_then_submit_show_and_verify() {
         "--digest",
         &"00".repeat(32),
         "--wait",
-    ])))
-    .expect("json");
+    ]);
+    assert_eq!(refused.status.code(), Some(5), "a refused transaction exits 5");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("was rejected: anchor_exists"));
+    let again: Value = serde_json::from_slice(&refused.stdout).expect("json");
+    assert_eq!(again["status"], "rejected");
     assert_eq!(again["receipt"]["status"], "rejected");
     assert_eq!(again["receipt"]["reason"], "anchor_exists");
 

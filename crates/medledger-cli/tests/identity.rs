@@ -10,12 +10,16 @@ use serde_json::{Value, json};
 use support::{DevNode, Reply, get, path_str, run};
 
 /// Runs `medledger --node URL args…`, asserts success and parses the JSON it prints.
+/// A transaction its block refused is the one JSON answer with a failure exit code (5).
 fn cli_json(node: &DevNode, args: &[&str]) -> Value {
     let output = run(&[&["--node", node.url.as_str()], args].concat());
-    assert!(output.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
-        panic!("{args:?} printed no JSON ({error}): {}", String::from_utf8_lossy(&output.stdout))
-    })
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let value: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
+        panic!("{args:?} printed no JSON ({error}): {}{stderr}", String::from_utf8_lossy(&output.stdout))
+    });
+    let expected = if value["status"] == "rejected" { 5 } else { 0 };
+    assert_eq!(output.status.code(), Some(expected), "{args:?} exit code: {stderr}");
+    value
 }
 
 /// Runs `medledger --node URL args…`, asserts failure and returns what it said on stderr.

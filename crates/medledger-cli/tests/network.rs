@@ -4,6 +4,9 @@
 //!   every data directory.
 //! - A fifth organisation's node joins from the genesis file: it follows the chain, governance
 //!   admits its organisation, and from the epoch that change starts it proposes blocks.
+//! - With two of four nodes up the chain halts: `--wait` exits 4 with the pending status, the
+//!   status says the node is not in sync and why each silent peer cannot be reached; a third
+//!   node brings the transaction into a block.
 
 mod support;
 
@@ -132,7 +135,7 @@ fn next_nonce(url: &str, key: &SigningKey) -> u64 {
 
 fn committed_on(url: &str, id: &str) -> bool {
     let reply = get(&format!("{url}/v1/txs/{id}"));
-    reply.status == 200 && reply.json()["status"]["status"] == "committed"
+    reply.status == 200 && reply.json()["status"] == "committed"
 }
 
 #[test]
@@ -461,5 +464,77 @@ fn vault_is_empty(cluster: &Cluster, index: usize) -> bool {
         Ok(versions) => redb::ReadableTableMetadata::len(&versions).expect("a count") == 0,
         Err(redb::TableError::TableDoesNotExist(_)) => true,
         Err(error) => panic!("vault table: {error}"),
+    }
+}
+
+/// Runs `medledger --node URL args…` and returns its exit code and the JSON it printed.
+fn cli_exit_and_json(url: &str, args: &[&str]) -> (Option<i32>, Value, String) {
+    let output = run(&[&["--node", url], args].concat());
+    let printed = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
+    (output.status.code(), printed, String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+#[test]
+fn a_halted_chain_makes_wait_fail_with_its_own_exit_code_and_the_status_says_why() {
+    let mut cluster = create_network();
+    let keys = cluster.data_dir.path().join("keys");
+    let physician = keys.join("st-mary-hospital").join("dr-ana-ruiz.pem");
+    let physician = path_str(&physician);
+
+    // Alone, a node has heard from no peer: not in sync, and each peer's address is refused.
+    cluster.start(0);
+    let url = cluster.url(0);
+    let alone = status(&url);
+    assert_eq!(alone["syncing"], true, "{alone}");
+    assert_eq!(alone["network_finalized_height"], Value::Null, "{alone}");
+    wait_until("a silent peer's last error names its refused address", || {
+        status(&url)["peers"].as_array().expect("peers").iter().any(|peer| {
+            peer["connected"] == false
+                && peer["last_error"].as_str().is_some_and(|error| {
+                    error.contains("connection refused")
+                        && error.contains(peer["address"].as_str().expect("address"))
+                })
+        })
+    });
+
+    // Two of four: no quorum, no block. `--wait` gives up with exit code 4 and prints the
+    // status it last saw, in the one documented shape.
+    cluster.start(1);
+    let submit = ["tx", "submit", "--key", physician, "--wait", "--timeout", "3", "anchor"];
+    let (code, pending, stderr) = cli_exit_and_json(
+        &url,
+        &[&submit[..], &["--label", "halted/1", "--digest", &"ab".repeat(32)]].concat(),
+    );
+    assert_eq!(code, Some(4), "a wait that ends without a block exits 4: {stderr}");
+    assert!(stderr.contains("not in a block"), "{stderr}");
+    assert_eq!(pending["status"], "pending", "{pending}");
+    for field in ["height", "index", "receipt"] {
+        assert_eq!(pending[field], Value::Null, "{field} of a pending transaction: {pending}");
+    }
+    let id = pending["tx_id"].as_str().expect("tx id").to_owned();
+    let shown = cli_json(&url, &["tx", "show", &id]);
+    assert_eq!((shown["status"].as_str(), shown["tx_id"].as_str()), (Some("pending"), Some(id.as_str())));
+
+    // A third node: the chain resumes and the transaction is committed, in the same shape.
+    cluster.start(2);
+    wait_until("the halted transaction is committed", || committed_on(&url, &id));
+    let committed = cli_json(&url, &["tx", "show", &id]);
+    assert!(committed["height"].as_u64().is_some() && committed["index"].as_u64().is_some(), "{committed}");
+    assert_eq!(committed["receipt"]["status"], "applied", "{committed}");
+    wait_until("the node is in sync with its peers", || status(&url)["syncing"] == false);
+
+    // The same label again is refused in its block: exit code 5, status "rejected".
+    let (code, rejected, stderr) = cli_exit_and_json(
+        &url,
+        &[&submit[..], &["--label", "halted/1", "--digest", &"ab".repeat(32)]].concat(),
+    );
+    assert_eq!(code, Some(5), "a transaction its block refused exits 5: {stderr}");
+    assert_eq!(rejected["status"], "rejected", "{rejected}");
+    assert_eq!(rejected["receipt"]["reason"], "anchor_exists", "{rejected}");
+
+    let unknown = cli_json(&url, &["tx", "show", &"00".repeat(32)]);
+    assert_eq!(unknown["status"], "unknown", "{unknown}");
+    for index in 0..3 {
+        cluster.processes[index].take().expect("running").stop_cleanly(&format!("node {index}"));
     }
 }

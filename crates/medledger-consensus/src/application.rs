@@ -38,7 +38,7 @@ use commonware_utils::channel::fallible::OneshotExt as _;
 use commonware_utils::channel::{mpsc, oneshot};
 use commonware_utils::ordered::Set;
 use medledger_crypto::{Digest, PublicKey};
-use medledger_node::{Node, PeerStatus};
+use medledger_node::{NetworkView, Node, PeerStatus};
 use medledger_state::{Chain, VerifiedBlock};
 use medledger_types::{Block, Decode as _, Encode as _};
 use rand_core::CryptoRng;
@@ -80,6 +80,21 @@ const MAX_CLOCK_AHEAD_MS: u64 = 2_000;
 
 /// Gossip batches sent per tick at most, so gossip cannot starve consensus work.
 const MAX_GOSSIP_BATCHES_PER_TICK: usize = 4;
+
+/// While a validator change is scheduled, empty blocks come this often so the change takes
+/// effect within seconds rather than heartbeats.
+const SCHEDULED_CHANGE_BLOCK_INTERVAL_MS: u64 = 1_000;
+
+/// Catch-up progress is logged at most this often.
+const CATCH_UP_LOG_INTERVAL: Duration = Duration::from_secs(5);
+
+/// A validator's connection changes are logged at most this often, so a flapping link does
+/// not flood the log.
+const PEER_LOG_INTERVAL: Duration = Duration::from_secs(30);
+
+/// A validator not heard from at all this long after start is reported: a mesh on one
+/// network forms within a few seconds.
+const NEVER_HEARD_WARN_AFTER: Duration = Duration::from_secs(10);
 
 /// Epochs whose certificate verifiers are kept; catch-up rarely spans more.
 const MAX_VERIFIERS: usize = 4;
@@ -187,6 +202,19 @@ struct PeerSeen {
     at: SystemTime,
 }
 
+/// What the log last said about a validator's connection.
+struct PeerLogged {
+    connected: bool,
+    at: SystemTime,
+}
+
+/// A catch-up in progress, for its progress log.
+struct CatchUp {
+    started: SystemTime,
+    from_height: u64,
+    logged: SystemTime,
+}
+
 /// The network endpoints of the application's three channels.
 pub struct Channels<S, R> {
     /// Blocks.
@@ -230,6 +258,9 @@ where
     requested: HashMap<Digest, SystemTime>,
     catch_up_requested: Option<SystemTime>,
     seen: BTreeMap<ConsensusKey, PeerSeen>,
+    peer_log: BTreeMap<PublicKey, PeerLogged>,
+    catching_up: Option<CatchUp>,
+    started: SystemTime,
     next_hello: SystemTime,
     channels: Option<Channels<S, R>>,
 }
@@ -273,6 +304,9 @@ where
             requested: HashMap::new(),
             catch_up_requested: None,
             seen: BTreeMap::new(),
+            peer_log: BTreeMap::new(),
+            catching_up: None,
+            started: now,
             next_hello: now,
             channels: Some(channels),
         };
@@ -433,15 +467,23 @@ where
     }
 
     /// A block is proposed once a full block is pending, or the block interval has passed
-    /// since the parent with something pending, or the empty-block interval with nothing.
+    /// since the parent with something pending, or the empty-block interval (the heartbeat)
+    /// with nothing. Until then the leader holds its proposal: an idle view times out and
+    /// is skipped (nullified), which costs a few votes and nothing on disk.
     fn ready_to_propose(&self, parent: &Chain) -> bool {
         let pending = self.node.pending_count();
         if pending >= self.node.config().max_block_txs {
             return true;
         }
         let parent_ms = parent.head().map_or(parent.genesis().genesis_time_ms, |head| head.timestamp_ms);
-        let wait_ms =
-            if pending > 0 { self.config.block_interval_ms } else { self.config.empty_block_interval_ms };
+        let wait_ms = if pending > 0 {
+            self.config.block_interval_ms
+        } else if parent.validator_schedule().next.is_some() {
+            // A validator change waits for its height: reach it without the idle heartbeat.
+            SCHEDULED_CHANGE_BLOCK_INTERVAL_MS.max(self.config.block_interval_ms)
+        } else {
+            self.config.empty_block_interval_ms
+        };
         self.now_ms() >= parent_ms.saturating_add(wait_ms)
     }
 
@@ -762,17 +804,43 @@ where
         self.catch_up_requested = None;
         match self.check_finalized(blocks, certificate) {
             Ok(verified) => {
-                let count = verified.len();
                 let last = verified.len().saturating_sub(1);
                 for (index, (candidate, _)) in verified.into_iter().enumerate() {
                     if !self.commit(candidate, (index == last).then_some(certificate)) {
                         return;
                     }
                 }
-                tracing::info!(%peer, count, height = self.head.height(), "caught up from a peer");
+                self.log_catch_up(peer);
             }
             Err(reason) => tracing::warn!(%peer, reason, "refused catch-up blocks"),
         }
+    }
+
+    /// Logs catch-up progress: where it stands against the highest height peers announced,
+    /// at most every few seconds, and once when this node reaches it.
+    fn log_catch_up(&mut self, peer: &ConsensusKey) {
+        let now = self.now();
+        let height = self.head.height();
+        let target = self.highest_announced().unwrap_or(height).max(height);
+        let progress =
+            self.catching_up.get_or_insert(CatchUp { started: now, from_height: height, logged: now });
+        let elapsed = now.duration_since(progress.started).unwrap_or_default();
+        if height >= target {
+            let blocks = height - progress.from_height;
+            tracing::info!(%peer, height, blocks, elapsed_ms = elapsed.as_millis(), "caught up with the network");
+            self.catching_up = None;
+        } else if now.duration_since(progress.logged).unwrap_or_default() >= CATCH_UP_LOG_INTERVAL {
+            progress.logged = now;
+            let behind = target - height;
+            let done = height - progress.from_height;
+            let per_second = u128::from(done) * 1_000 / elapsed.as_millis().max(1);
+            tracing::info!(%peer, height, target, behind, blocks_per_second = per_second, "catching up");
+        }
+    }
+
+    /// The highest final height a peer announced.
+    fn highest_announced(&self) -> Option<u64> {
+        self.seen.values().map(|seen| seen.finalized_height).max()
     }
 
     /// Checks fetched final blocks: every block validates (signatures, execution, state root)
@@ -887,30 +955,65 @@ where
         }
     }
 
-    /// Publishes to the node's status what is known of the other validators of the next block.
-    fn publish_peers(&self) {
+    /// Publishes to the node's status what is known of the other validators of the next
+    /// block, and logs each one's connection changes.
+    fn publish_peers(&mut self) {
         let now = self.now();
         let me = self.node.node_key();
         let validators = self.head.validators_at(self.head.height() + 1);
-        let peers = self
-            .head
-            .registry()
-            .organizations
-            .iter()
-            .filter_map(|organization| organization.node.as_ref())
-            .filter(|identity| identity.public_key != me && validators.contains(&identity.public_key))
-            .map(|identity| {
-                let seen = self.seen.get(&consensus_key(&identity.public_key));
-                PeerStatus {
-                    node_key: identity.public_key,
-                    address: identity.address.as_str().to_owned(),
-                    connected: seen
-                        .is_some_and(|seen| now.duration_since(seen.at).unwrap_or_default() < PEER_SILENCE),
-                    finalized_height: seen.map(|seen| seen.finalized_height),
-                }
-            })
-            .collect();
-        self.node.set_peers(peers);
+        let mut peers = Vec::new();
+        for organization in &self.head.registry().organizations {
+            let Some(identity) = organization.node.as_ref() else { continue };
+            if identity.public_key == me || !validators.contains(&identity.public_key) {
+                continue;
+            }
+            let seen = self.seen.get(&consensus_key(&identity.public_key));
+            let silence = seen.map(|seen| now.duration_since(seen.at).unwrap_or_default());
+            peers.push(PeerStatus {
+                node_key: identity.public_key,
+                organization: organization.id.to_string(),
+                address: identity.address.as_str().to_owned(),
+                connected: silence.is_some_and(|silence| silence < PEER_SILENCE),
+                finalized_height: seen.map(|seen| seen.finalized_height),
+                last_seen_ms_ago: silence
+                    .map(|silence| u64::try_from(silence.as_millis()).unwrap_or(u64::MAX)),
+                last_error: None,
+            });
+        }
+        for peer in &peers {
+            self.log_peer_change(peer, now);
+        }
+        let highest_announced_height = self.highest_announced();
+        self.node.set_network(NetworkView { peers, highest_announced_height });
+    }
+
+    /// Logs a validator connecting or going silent, at most every [`PEER_LOG_INTERVAL`] per
+    /// validator (a change within it is logged when the interval ends, if it still holds).
+    /// A validator never heard from is reported once this node has run [`NEVER_HEARD_WARN_AFTER`].
+    fn log_peer_change(&mut self, peer: &PeerStatus, now: SystemTime) {
+        let previous = self.peer_log.get(&peer.node_key);
+        let changed = previous.map_or(peer.connected, |logged| logged.connected != peer.connected);
+        let never_heard = previous.is_none()
+            && !peer.connected
+            && now.duration_since(self.started).unwrap_or_default() >= NEVER_HEARD_WARN_AFTER;
+        let quiet = previous
+            .is_none_or(|logged| now.duration_since(logged.at).unwrap_or_default() >= PEER_LOG_INTERVAL);
+        if !(changed || never_heard) || !quiet {
+            return;
+        }
+        let (organization, address) = (&peer.organization, &peer.address);
+        if peer.connected {
+            tracing::info!(%organization, %address, node_key = %peer.node_key, "validator connected");
+        } else {
+            tracing::warn!(
+                %organization,
+                %address,
+                node_key = %peer.node_key,
+                last_seen_ms_ago = ?peer.last_seen_ms_ago,
+                "validator not connected (its reachability is in /v1/status peers[].last_error)"
+            );
+        }
+        self.peer_log.insert(peer.node_key, PeerLogged { connected: peer.connected, at: now });
     }
 }
 

@@ -48,25 +48,23 @@ pub struct Timing {
     pub certification_timeout: Duration,
     /// Longest wait before pending transactions go into a proposal.
     pub block_interval_ms: u64,
-    /// Wait before proposing an empty block.
+    /// With nothing pending, the wait before proposing an empty block (the heartbeat).
     pub empty_block_interval_ms: u64,
 }
 
 impl Timing {
-    /// Timing for a node whose block interval is `block_interval_ms`.
+    /// Timing for a node whose block interval is `block_interval_ms` and whose idle
+    /// heartbeat is `empty_block_interval_ms` (at least the block interval).
     #[must_use]
-    pub fn for_block_interval(block_interval_ms: u64) -> Self {
+    pub fn new(block_interval_ms: u64, empty_block_interval_ms: u64) -> Self {
         Self {
             leader_timeout: Duration::from_secs(2),
             certification_timeout: Duration::from_secs(3),
             block_interval_ms,
-            empty_block_interval_ms: EMPTY_BLOCK_INTERVAL_MS.max(block_interval_ms),
+            empty_block_interval_ms: empty_block_interval_ms.max(block_interval_ms),
         }
     }
 }
-
-/// With nothing to do, a block a second keeps every node's view of finality current.
-const EMPTY_BLOCK_INTERVAL_MS: u64 = 1_000;
 
 /// The network endpoints one node needs.
 pub struct Network<S, R, B> {

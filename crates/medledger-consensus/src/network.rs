@@ -49,6 +49,18 @@ const CHANNEL_BURST: u32 = 128;
 /// Handshakes older than this are refused; clocks of validators must agree within it.
 const HANDSHAKE_MAX_AGE: Duration = Duration::from_secs(10);
 
+/// Handshakes accepted per second from one IP address. The p2p layer's default (one per
+/// five seconds) assumes one node per address; several organisations' nodes behind one
+/// address (a NAT, a shared host, loopback) then take 5 s each to connect. Only registered
+/// addresses may start a handshake at all, so a higher rate exposes nothing new.
+const HANDSHAKES_PER_SECOND_PER_IP: u32 = 8;
+
+/// How often the address of a validator this node does not hear from is checked.
+const PROBE_INTERVAL: Duration = Duration::from_secs(10);
+
+/// How long a check of a validator's address waits for the TCP connection.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// Why the validator network could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum NetworkError {
@@ -257,6 +269,57 @@ async fn follow_peer_set(
     }
 }
 
+/// Checks the registered address of every validator this node does not hear from, and
+/// records (in `/v1/status`) and logs what it found. The p2p layer's own dial errors carry
+/// no reason, and "not connected" alone does not tell an operator at 3 a.m. whether the
+/// peer is down, firewalled, at another address, or refusing this node's handshake.
+async fn probe_silent_validators(context: cw_tokio::Context, node: Arc<Node>) {
+    let mut last: std::collections::BTreeMap<PublicKey, String> = std::collections::BTreeMap::new();
+    loop {
+        context.sleep(PROBE_INTERVAL).await;
+        for peer in node.status().peers {
+            if peer.connected {
+                if last.remove(&peer.node_key).is_some() {
+                    node.set_peer_error(peer.node_key, None);
+                }
+                continue;
+            }
+            let finding = probe(&peer.address).await;
+            if last.get(&peer.node_key) != Some(&finding) {
+                tracing::warn!(
+                    organization = %peer.organization,
+                    address = %peer.address,
+                    node_key = %peer.node_key,
+                    finding = %finding,
+                    "cannot reach validator"
+                );
+            }
+            node.set_peer_error(peer.node_key, Some(finding.clone()));
+            last.insert(peer.node_key, finding);
+        }
+    }
+}
+
+/// What connecting to `address` over TCP finds, in words for an operator.
+async fn probe(address: &str) -> String {
+    let connect = tokio::net::TcpStream::connect(address);
+    match tokio::time::timeout(PROBE_TIMEOUT, connect).await {
+        Err(_) => format!(
+            "no answer from {address} within {} s: host down, a firewall dropping p2p, or a wrong address",
+            PROBE_TIMEOUT.as_secs()
+        ),
+        Ok(Err(error)) if error.kind() == std::io::ErrorKind::ConnectionRefused => {
+            format!("connection refused at {address}: no node is listening there (stopped, or another port)")
+        }
+        Ok(Err(error)) => format!("cannot connect to {address}: {error}"),
+        Ok(Ok(_stream)) => format!(
+            "{address} accepts TCP but no authenticated session forms: check that the node there runs this \
+             chain with the node key the registry holds, and that both clocks agree within {} s",
+            HANDSHAKE_MAX_AGE.as_secs() / 2
+        ),
+    }
+}
+
 /// Where a node listens, whom it talks to, and what runs beside consensus.
 struct Wiring {
     listen: SocketAddr,
@@ -294,6 +357,7 @@ async fn run(
     // Consortium nodes often sit on private networks or VPNs, and only registered keys at
     // registered addresses may connect at all; reconnect quickly after a restart.
     config.allow_private_ips = true;
+    config.allowed_handshake_rate_per_ip = Quota::per_second(NZU32!(HANDSHAKES_PER_SECOND_PER_IP));
     config.peer_connection_cooldown = Duration::from_secs(1);
     config.dial_frequency = Duration::from_secs(1);
     config.ping_frequency = Duration::from_secs(5);
@@ -320,6 +384,10 @@ async fn run(
     context.child("peers").spawn({
         let (node, oracle) = (Arc::clone(&node), oracle.clone());
         move |context| follow_peer_set(context, node, oracle, peers)
+    });
+    context.child("probe").spawn({
+        let node = Arc::clone(&node);
+        move |context| probe_silent_validators(context, node)
     });
     let validator = Validator { partition: "medledger-simplex".into(), timing };
     let endpoints = engine::Network { votes, certificates, resolver, application, blocker: oracle };

@@ -57,6 +57,10 @@ const PROGRESS_BLOCKS: u64 = 3;
 /// The whole simulated run may take at most this long; past it the run fails.
 const SIMULATED_LIMIT: Duration = Duration::from_secs(600);
 
+/// The fault runs' heartbeat: a block a second while idle, so their progress checks see
+/// blocks without load (the production default is a minute; `an_idle_network_…` tests it).
+const FAULT_RUN_EMPTY_BLOCK_INTERVAL_MS: u64 = 1_000;
+
 const QUOTA: Quota = Quota::per_second(NZU32!(100_000));
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,6 +200,8 @@ struct Cluster {
     dirs: Vec<tempfile::TempDir>,
     running: Vec<Option<Running>>,
     scenario: Scenario,
+    /// The validators' idle heartbeat.
+    empty_block_interval_ms: u64,
 }
 
 impl Cluster {
@@ -229,6 +235,7 @@ impl Cluster {
             running: (0..count).map(|_| None).collect(),
             identities,
             scenario,
+            empty_block_interval_ms: FAULT_RUN_EMPTY_BLOCK_INTERVAL_MS,
         }
     }
 
@@ -266,7 +273,11 @@ impl Cluster {
         } else {
             Store::create(dir, &self.genesis).expect("create store")
         };
-        let config = NodeConfig { block_interval_ms: 100, ..NodeConfig::default() };
+        let config = NodeConfig {
+            block_interval_ms: 100,
+            empty_block_interval_ms: self.empty_block_interval_ms,
+            ..NodeConfig::default()
+        };
         let node = Arc::new(
             Node::new(store, chain, SigningKey::from_seed(&identity.node.seed()), config).expect("node"),
         );
@@ -279,8 +290,8 @@ impl Cluster {
             application: Channels { blocks: next(), transactions: next(), sync: next() },
             blocker: self.oracle.control(self.keys()[index].clone()),
         };
-        let validator =
-            Validator { partition: format!("simplex-{index}"), timing: Timing::for_block_interval(100) };
+        let timing = Timing::new(config.block_interval_ms, config.empty_block_interval_ms);
+        let validator = Validator { partition: format!("simplex-{index}"), timing };
         let context = self.context.child("validator").with_attribute("index", index);
         let handles = medledger_consensus::start(&context, &node, &identity.node, validator, network);
         self.running[index] = Some(Running { node, handles });
@@ -742,5 +753,66 @@ fn validator_set_changes_take_effect_at_their_epoch() {
                 std::panic::resume_unwind(panic)
             }
         }
+    }
+}
+
+// ---- idleness ---------------------------------------------------------------------------------
+
+/// The heartbeat of the idle run.
+const IDLE_HEARTBEAT_MS: u64 = 30_000;
+
+/// How long the idle run stays idle, in simulated time.
+const IDLE_FOR: Duration = Duration::from_secs(600);
+
+/// Four validators with nothing to do make one empty block per heartbeat, no more (the views
+/// in between time out and are skipped), and a transaction sent in the middle of that
+/// idleness is final within a couple of seconds, as on a busy chain.
+async fn stay_idle(context: deterministic::Context, seed: u64) {
+    let identities = identities(4);
+    let genesis = genesis(&identities);
+    let scenario = Scenario { seed, validators: 4, fault: Fault::LossyLinks };
+    let mut cluster = Cluster::new(&context, identities, genesis, scenario).await;
+    cluster.empty_block_interval_ms = IDLE_HEARTBEAT_MS;
+    let link = Link { success_rate: Probability::from_f64(1.0).expect("exact"), ..link(Fault::LossyLinks) };
+    cluster.link_all(&link).await;
+    for index in 0..4 {
+        cluster.launch(index).await;
+    }
+    context.sleep(IDLE_FOR).await;
+    let heights: Vec<u64> = cluster.honest_nodes().iter().map(|node| node.status().height).collect();
+    let heartbeats = IDLE_FOR.as_millis() / u128::from(IDLE_HEARTBEAT_MS);
+    let most = u64::try_from(heartbeats).expect("small") + 1;
+    assert!(
+        heights.iter().all(|height| (most / 2..=most).contains(height)),
+        "seed {seed}: {} s idle with a {IDLE_HEARTBEAT_MS} ms heartbeat made heights {heights:?} (expected {}..={most})",
+        IDLE_FOR.as_secs(),
+        most / 2
+    );
+
+    let sent = context.current();
+    let id = settle(&context, &cluster, 2, anchor(&cluster.identities[1].physician, 0), seed).await;
+    let latency = context.current().duration_since(sent).unwrap_or_default();
+    assert!(
+        latency <= IDLE_FINALITY_WITHIN,
+        "seed {seed}: transaction {id} sent to an idle network took {latency:?} to be final everywhere"
+    );
+    check(&cluster, &[id]);
+    for index in 0..4 {
+        cluster.crash(index);
+    }
+}
+
+/// A transaction sent to an idle network is final within this (simulated) time: the leader
+/// holding its proposal takes it at once, or the next leader does after one view timeout.
+const IDLE_FINALITY_WITHIN: Duration = Duration::from_secs(5);
+
+#[test]
+fn an_idle_network_makes_one_block_per_heartbeat_and_takes_a_transaction_at_once() {
+    for seed in 0..2 {
+        let config = deterministic::Config::new()
+            .with_seed(seed)
+            .with_start_time(UNIX_EPOCH + Duration::from_secs(1))
+            .with_timeout(Some(SIMULATED_LIMIT * 2));
+        deterministic::Runner::new(config).start(|context| async move { stay_idle(context, seed).await });
     }
 }

@@ -9,4 +9,7 @@ mod mempool;
 mod node;
 
 pub use mempool::{Mempool, MempoolLimits};
-pub use node::{Node, NodeConfig, NodeError, PeerStatus, Status, SubmitError, TxInclusion, TxStatus, now_ms};
+pub use node::{
+    DEFAULT_EMPTY_BLOCK_INTERVAL_MS, NetworkView, Node, NodeConfig, NodeError, PeerStatus, Status,
+    SubmitError, TxInclusion, TxStatus, now_ms,
+};

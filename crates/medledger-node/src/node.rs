@@ -30,7 +30,19 @@ pub struct NodeConfig {
     pub mempool_max_txs: usize,
     /// Mempool capacity in encoded bytes.
     pub mempool_max_bytes: usize,
+    /// With nothing pending, the longest a validator network goes without a block: the
+    /// chain's heartbeat. Idle, it makes one empty block this often and nothing in between.
+    pub empty_block_interval_ms: u64,
 }
+
+/// An idle network's heartbeat: an empty block a minute keeps "the chain is alive" visible
+/// (alert when the last block is older than two of these) at about 4 MB of disk a day,
+/// instead of a block a second and 200 MB a day.
+pub const DEFAULT_EMPTY_BLOCK_INTERVAL_MS: u64 = 60_000;
+
+/// A node this many blocks or fewer behind the highest final height a peer announced is in
+/// sync: announcements are a second old, and blocks keep finalizing meanwhile.
+const SYNC_SLACK_BLOCKS: u64 = 2;
 
 impl Default for NodeConfig {
     fn default() -> Self {
@@ -39,6 +51,7 @@ impl Default for NodeConfig {
             max_block_txs: 2_000,
             mempool_max_txs: 100_000,
             mempool_max_bytes: 64 << 20,
+            empty_block_interval_ms: DEFAULT_EMPTY_BLOCK_INTERVAL_MS,
         }
     }
 }
@@ -183,6 +196,15 @@ pub struct Status {
     pub node_key: PublicKey,
     /// The validators of the next block.
     pub validators: Vec<PublicKey>,
+    /// Whether this node is catching up: it is more than a block or two behind the highest
+    /// final height a peer announced, or (with peers) has not heard from any since it
+    /// started. A single validator is never syncing.
+    pub syncing: bool,
+    /// The highest final height this node knows of: its own, or higher if a peer announced
+    /// one. `None` while a node with peers has heard from none of them.
+    pub network_finalized_height: Option<u64>,
+    /// How many blocks this node is behind `network_finalized_height`.
+    pub behind_blocks: u64,
     /// The other validators and what this node last heard from them (empty for a single
     /// validator, which has no peers).
     pub peers: Vec<PeerStatus>,
@@ -193,12 +215,27 @@ pub struct Status {
 pub struct PeerStatus {
     /// Its node key.
     pub node_key: PublicKey,
+    /// Its organisation.
+    pub organization: String,
     /// Its peer-to-peer address from the registry.
     pub address: String,
     /// Whether it was heard from recently.
     pub connected: bool,
     /// The finalized height it last announced.
     pub finalized_height: Option<u64>,
+    /// Milliseconds since it was last heard from; `None` if never since this node started.
+    pub last_seen_ms_ago: Option<u64>,
+    /// While it is not connected, what checking its address found (refused, no answer, …).
+    pub last_error: Option<String>,
+}
+
+/// What the consensus network knows of the other nodes, for [`Node::status`].
+#[derive(Debug, Clone, Default)]
+pub struct NetworkView {
+    /// The other validators.
+    pub peers: Vec<PeerStatus>,
+    /// The highest final height any peer announced; `None` before any was heard from.
+    pub highest_announced_height: Option<u64>,
 }
 
 /// Most client transactions waiting to be gossiped to the other validators. A full outbox
@@ -226,9 +263,8 @@ impl TxInclusion {
     }
 }
 
-/// Where a transaction stands.
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
+/// Where a transaction stands (the API's JSON view of it is `medledger_api`'s `TxView`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TxStatus {
     /// Waiting in the mempool.
     Pending,
@@ -260,7 +296,10 @@ pub struct Node {
     /// Client transactions admitted here, for the consensus network to gossip; `None` when
     /// the node is the only validator.
     outbox: Mutex<Option<VecDeque<Transaction>>>,
-    peers: RwLock<Vec<PeerStatus>>,
+    /// `None` for a node without peers (the only validator).
+    network: RwLock<Option<NetworkView>>,
+    /// Why each silent peer is unreachable, from checking its address (production network).
+    peer_errors: RwLock<BTreeMap<PublicKey, String>>,
     /// Serialises the node's own transactions so their nonces are contiguous.
     own_nonces: Mutex<()>,
 }
@@ -283,6 +322,11 @@ impl Node {
         if config.block_interval_ms == 0 || config.mempool_max_txs == 0 {
             return Err(NodeError::Config("block_interval_ms and mempool_max_txs must be positive".into()));
         }
+        if config.empty_block_interval_ms < config.block_interval_ms {
+            return Err(NodeError::Config(
+                "empty_block_interval_ms must be at least block_interval_ms".into(),
+            ));
+        }
         let limits = MempoolLimits { max_txs: config.mempool_max_txs, max_bytes: config.mempool_max_bytes };
         let (height, _) = watch::channel(chain.height());
         Ok(Self {
@@ -295,7 +339,8 @@ impl Node {
             producing: Mutex::new(()),
             height,
             outbox: Mutex::new(None),
-            peers: RwLock::new(Vec::new()),
+            network: RwLock::new(None),
+            peer_errors: RwLock::new(BTreeMap::new()),
             own_nonces: Mutex::new(()),
         })
     }
@@ -327,24 +372,60 @@ impl Node {
     #[must_use]
     pub fn status(&self) -> Status {
         let mempool_size = self.mempool.lock().expect("mempool lock poisoned").len();
-        self.with_chain(|chain| Status {
-            chain_id: chain.genesis().chain_id.clone(),
-            genesis_hash: chain.genesis_hash(),
-            height: chain.height(),
-            finalized_height: chain.height(),
-            last_block_hash: chain.head_hash(),
-            state_root: chain.state().root(),
-            last_block_time_ms: chain.head().map(|head| head.timestamp_ms),
-            mempool_size,
-            node_key: self.key.public_key(),
-            validators: chain.validators_at(chain.height() + 1),
-            peers: self.peers.read().expect("peers lock poisoned").clone(),
+        let network = self.network.read().expect("network lock poisoned").clone();
+        let peer_errors = self.peer_errors.read().expect("peer errors lock poisoned").clone();
+        self.with_chain(|chain| {
+            let height = chain.height();
+            let alone = chain.validators_at(height + 1) == [self.key.public_key()];
+            let (network_finalized_height, peers) = match network {
+                // The only validator has no one to catch up with.
+                None if alone => (Some(height), Vec::new()),
+                // Consensus has not reported yet: nothing heard from any peer.
+                None => (None, Vec::new()),
+                Some(view) => {
+                    (view.highest_announced_height.map(|announced| announced.max(height)), view.peers)
+                }
+            };
+            let behind_blocks = network_finalized_height.map_or(0, |network| network - height);
+            Status {
+                chain_id: chain.genesis().chain_id.clone(),
+                genesis_hash: chain.genesis_hash(),
+                height,
+                finalized_height: height,
+                last_block_hash: chain.head_hash(),
+                state_root: chain.state().root(),
+                last_block_time_ms: chain.head().map(|head| head.timestamp_ms),
+                mempool_size,
+                node_key: self.key.public_key(),
+                validators: chain.validators_at(height + 1),
+                syncing: network_finalized_height.is_none() || behind_blocks > SYNC_SLACK_BLOCKS,
+                network_finalized_height,
+                behind_blocks,
+                peers: peers
+                    .into_iter()
+                    .map(|peer| PeerStatus {
+                        last_error: (!peer.connected)
+                            .then(|| peer_errors.get(&peer.node_key).cloned())
+                            .flatten(),
+                        ..peer
+                    })
+                    .collect(),
+            }
         })
     }
 
-    /// Records what the consensus network knows of the other validators.
-    pub fn set_peers(&self, peers: Vec<PeerStatus>) {
-        *self.peers.write().expect("peers lock poisoned") = peers;
+    /// Records what the consensus network knows of the other nodes.
+    pub fn set_network(&self, view: NetworkView) {
+        *self.network.write().expect("network lock poisoned") = Some(view);
+    }
+
+    /// Records why `peer` cannot be reached (`None`: it could be, or is connected).
+    pub fn set_peer_error(&self, peer: PublicKey, error: Option<String>) {
+        let mut errors = self.peer_errors.write().expect("peer errors lock poisoned");
+        match error {
+            Some(error) => errors.insert(peer, error),
+            None => errors.remove(&peer),
+        };
     }
 
     /// From now on, queue admitted client transactions for [`Node::take_outbox`].
