@@ -293,7 +293,8 @@ impl TxView {
         })
     }
 
-    /// `200 OK` once the transaction is in a block, `202 Accepted` while it is not.
+    /// A submission's answer: `200 OK` once the transaction is in a block, `202 Accepted`
+    /// while it is not.
     fn into_response(self) -> Response {
         let code = if self.height.is_some() { StatusCode::OK } else { StatusCode::ACCEPTED };
         (code, Json(self)).into_response()
@@ -393,7 +394,8 @@ async fn get_tx(
         Some(timeout) => wait_for_block(&node, &id, timeout).await?,
         None => node.tx_status(&id)?,
     };
-    Ok(TxView::new(&node, id, status, None)?.into_response())
+    // The status of a transaction always exists, even when it says "unknown".
+    Ok(Json(TxView::new(&node, id, status, None)?).into_response())
 }
 
 fn committed_receipt(node: &Node, id: &TxId) -> ApiResult<(u64, u32, Receipt)> {

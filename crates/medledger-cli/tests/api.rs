@@ -214,7 +214,9 @@ fn lookups_of_missing_or_malformed_things_are_clear_4xx() {
     let node = DevNode::start();
     let url = &node.url;
     get(&format!("{url}/v1/txs/not-hex")).assert_problem(400, "bad-tx-id");
-    get(&format!("{url}/v1/txs/{}", "ab".repeat(32))).assert_problem(404, "not-found");
+    let unknown = get(&format!("{url}/v1/txs/{}", "ab".repeat(32)));
+    assert_eq!((unknown.status, unknown.json()["status"].as_str()), (200, Some("unknown")));
+    assert_eq!(unknown.json()["transaction"], Value::Null);
     get(&format!("{url}/v1/txs/{}/proof", "ab".repeat(32))).assert_problem(404, "not-found");
     get(&format!("{url}/v1/blocks/0")).assert_problem(404, "not-found");
     get(&format!("{url}/v1/blocks/999")).assert_problem(404, "not-found");

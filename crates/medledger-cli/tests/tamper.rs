@@ -72,7 +72,7 @@ fn verify_points_at_the_block_with_one_tampered_byte() {
         flip_byte(&medledger_store::database_path(copy.path()), height, position);
         let output = run(&["verify", "--data-dir", path_str(copy.path())]);
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(!output.status.success(), "seed {seed}: verify accepted a tampered block {height}");
+        assert_eq!(output.status.code(), Some(3), "seed {seed}: verify of a tampered block {height} exits 3");
         assert!(
             stderr.contains(&format!("verification failed at height {height}:")),
             "seed {seed}: tampered block {height} (byte {position}), verify said: {stderr}"
