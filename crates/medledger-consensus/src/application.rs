@@ -804,26 +804,28 @@ where
         self.catch_up_requested = None;
         match self.check_finalized(blocks, certificate) {
             Ok(verified) => {
+                let before = self.head.height();
                 let last = verified.len().saturating_sub(1);
                 for (index, (candidate, _)) in verified.into_iter().enumerate() {
                     if !self.commit(candidate, (index == last).then_some(certificate)) {
                         return;
                     }
                 }
-                self.log_catch_up(peer);
+                self.log_catch_up(peer, before);
             }
             Err(reason) => tracing::warn!(%peer, reason, "refused catch-up blocks"),
         }
     }
 
-    /// Logs catch-up progress: where it stands against the highest height peers announced,
-    /// at most every few seconds, and once when this node reaches it.
-    fn log_catch_up(&mut self, peer: &ConsensusKey) {
+    /// Logs catch-up progress (blocks fetched since `before`, the height before this batch):
+    /// where it stands against the highest height peers announced, at most every few
+    /// seconds, and once when this node reaches it.
+    fn log_catch_up(&mut self, peer: &ConsensusKey, before: u64) {
         let now = self.now();
         let height = self.head.height();
         let target = self.highest_announced().unwrap_or(height).max(height);
         let progress =
-            self.catching_up.get_or_insert(CatchUp { started: now, from_height: height, logged: now });
+            self.catching_up.get_or_insert(CatchUp { started: now, from_height: before, logged: now });
         let elapsed = now.duration_since(progress.started).unwrap_or_default();
         if height >= target {
             let blocks = height - progress.from_height;
