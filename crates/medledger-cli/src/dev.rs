@@ -231,6 +231,9 @@ pub fn run(cli: &Cli, args: &DevArgs) -> Result<(), CliError> {
         })?;
         load_demo_records(&first, records, &layout)?;
     }
+    if dev_nodes.len() > 1 {
+        wait_until_every_node_caught_up(&served, &dev_nodes)?;
+    }
     let addresses: Vec<SocketAddr> =
         served.iter().map(|served| local_addr(&served.listener)).collect::<Result<_, _>>()?;
     serve_all(served, || {
@@ -246,6 +249,29 @@ fn wait_until_final(node: &Node) -> Result<(), CliError> {
             return Err(CliError::Remote("the dev network did not finalize the demo transactions".into()));
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+/// Waits until every node of a dev network holds the highest block any of them holds. The
+/// demo is final once the first node committed it, but the others may still be committing its
+/// last blocks: until they do, they refuse the demo's members (not enrolled yet on their
+/// chain), and the banner, which names every node's API, must be true of each.
+fn wait_until_every_node_caught_up(served: &[Served], dev_nodes: &[DevNode]) -> Result<(), CliError> {
+    let height = |served: &Served| served.node.status().height;
+    let target = served.iter().map(height).max().unwrap_or(0);
+    let deadline = std::time::Instant::now() + DEMO_STEP_TIMEOUT;
+    for (served, dev_node) in served.iter().zip(dev_nodes) {
+        while height(served) < target {
+            if std::time::Instant::now() > deadline {
+                return Err(CliError::Remote(format!(
+                    "the node of {} is at height {}, not {target}: it did not catch up with the dev network",
+                    dev_node.org,
+                    height(served)
+                )));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
     }
     Ok(())
 }

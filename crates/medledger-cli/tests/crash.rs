@@ -11,6 +11,9 @@ use support::{Process, path_str, run};
 /// Kill points: this many runs, each with its own seed.
 const SEEDS: u64 = 20;
 
+/// Longest the reader of a killed process's stdout may take to see the pipe close.
+const STDOUT_CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
+
 #[test]
 fn sigkill_during_ingest_never_loses_or_corrupts_committed_blocks() {
     for seed in 1..=SEEDS {
@@ -35,9 +38,11 @@ fn sigkill_during_ingest_never_loses_or_corrupts_committed_blocks() {
         // Let it write for a seed-dependent while, then kill it mid-stream.
         std::thread::sleep(Duration::from_millis(50 + (seed * 7919) % 600));
         ingest.kill();
+        // Every line it printed before it died counts, including those the reader thread
+        // had not passed on yet: read to the end of its stdout.
         let acknowledged = ingest
-            .lines
-            .try_iter()
+            .remaining_lines(STDOUT_CLOSE_TIMEOUT)
+            .into_iter()
             .chain(first)
             .filter_map(|line| line.strip_prefix("committed height ")?.split(' ').next()?.parse::<u64>().ok())
             .max()

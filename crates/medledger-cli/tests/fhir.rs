@@ -114,9 +114,8 @@ fn a_clinician_creates_reads_updates_searches_and_verifies_records() {
 
     // Once its anchor is in a block, each version has a Provenance on the chain and verifies
     // against its anchor.
-    wait_until_committed(&node);
-    let provenance_link = updated.header("link").expect("a provenance link").to_owned();
-    let provenance_url = provenance_link.trim_start_matches('<').split('>').next().expect("a URL").to_owned();
+    let provenance_url = provenance_url(&updated);
+    wait_until_anchored(&node, &provenance_url);
     let provenance = request("GET", &provenance_url, &doctor, None, &[]).json();
     assert_eq!(provenance["resourceType"], "Provenance");
     assert_eq!(provenance["target"][0]["reference"], format!("Observation/{id}/_history/2"));
@@ -219,13 +218,17 @@ fn reading_across_organisations_follows_care_relationships_and_the_patient_sees_
         .assert_outcome(403, "forbidden");
 }
 
-/// Waits until nothing is pending on the node (the anchors written so far are committed).
-fn wait_until_committed(node: &DevNode) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while support::ledger_fingerprint(&node.url).2 > 0 {
-        assert!(std::time::Instant::now() < deadline, "the anchors are committed");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+/// The URL of the Provenance a create or update links to.
+fn provenance_url(written: &Reply) -> String {
+    let link = written.header("link").expect("a provenance link");
+    link.trim_start_matches('<').split('>').next().expect("a URL").to_owned()
+}
+
+/// Waits until the anchor of a written version is in a block: the Provenance's id is the
+/// anchor's transaction id.
+fn wait_until_anchored(node: &DevNode, provenance_url: &str) {
+    let anchor_tx = provenance_url.rsplit('/').next().expect("the Provenance id");
+    support::wait_until_committed(&node.url, anchor_tx);
 }
 
 /// The id of the demo chart enrolled as `member` (its Patient's id is the member's patient id).
@@ -262,7 +265,7 @@ fn stopped_node_with_one_observation() -> (tempfile::TempDir, String, String) {
         request("POST", &format!("{base}/Observation"), &doctor, Some(&glucose(&patient, 91.0)), &[]);
     assert_eq!(created.status, 201);
     let id = created.json()["id"].as_str().expect("an id").to_owned();
-    wait_until_committed(&node);
+    wait_until_anchored(&node, &provenance_url(&created));
     node.process.stop_cleanly("the dev node");
     let data_dir = std::mem::replace(&mut node.data_dir, tempfile::tempdir().expect("temp dir"));
     (data_dir, patient, id)
@@ -301,12 +304,21 @@ fn a_version_the_chain_does_not_name_is_anchored_at_the_next_start() {
     let base = format!("{}/fhir", node.url);
     let url = format!("{base}/Observation/{id}");
     let doctor = token(&node, "st-mary-hospital", "dr-ana-ruiz");
-    wait_until_committed(&node);
-    let verify = request("GET", &format!("{url}/$verify"), &doctor, None, &[]).json();
+    // The node anchors the version on its record writer's thread, after it started serving:
+    // wait until `$verify` (which checks the newest anchored version) reaches version 2.
+    let verify = support::wait_for("version 2 is anchored", support::CONDITION_TIMEOUT, || {
+        let verify = request("GET", &format!("{url}/$verify"), &doctor, None, &[]).json();
+        let anchored = verify["parameter"]
+            .as_array()
+            .expect("parameters")
+            .iter()
+            .find(|parameter| parameter["name"] == "version")
+            .map(|parameter| parameter["valuePositiveInt"].clone());
+        if anchored == Some(json!(2)) { Ok(verify) } else { Err(verify.to_string()) }
+    });
     let parameter = |name: &str| {
         verify["parameter"].as_array().expect("parameters").iter().find(|p| p["name"] == name).cloned()
     };
-    assert_eq!(parameter("version").expect("version")["valuePositiveInt"], 2, "{verify}");
     assert_eq!(parameter("verified").expect("verified")["valueBoolean"], true, "{verify}");
     let read = request("GET", &url, &doctor, None, &[]);
     assert_eq!(read.header("etag"), Some("W/\"2\""));

@@ -85,6 +85,10 @@ const MAX_GOSSIP_BATCHES_PER_TICK: usize = 4;
 /// effect within seconds rather than heartbeats.
 const SCHEDULED_CHANGE_BLOCK_INTERVAL_MS: u64 = 1_000;
 
+/// A catch-up of at most this many blocks is logged at debug level only: a validator that
+/// missed a vote or two fetches a block or two in passing.
+const ROUTINE_CATCH_UP_BLOCKS: u64 = 8;
+
 /// Catch-up progress is logged at most this often.
 const CATCH_UP_LOG_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -829,7 +833,12 @@ where
         let elapsed = now.duration_since(progress.started).unwrap_or_default();
         if height >= target {
             let blocks = height - progress.from_height;
-            tracing::info!(%peer, height, blocks, elapsed_ms = elapsed.as_millis(), "caught up with the network");
+            // A block or two fetched in passing is routine; a real catch-up is news.
+            if blocks > ROUTINE_CATCH_UP_BLOCKS {
+                tracing::info!(%peer, height, blocks, elapsed_ms = elapsed.as_millis(), "caught up with the network");
+            } else {
+                tracing::debug!(%peer, height, blocks, "caught up with the network");
+            }
             self.catching_up = None;
         } else if now.duration_since(progress.logged).unwrap_or_default() >= CATCH_UP_LOG_INTERVAL {
             progress.logged = now;

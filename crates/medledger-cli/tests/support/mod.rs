@@ -14,6 +14,14 @@ use serde_json::Value;
 /// Longest a node may take to start listening.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Longest a test waits for something another process brings about: a block reaching a node,
+/// a peer connecting, a transaction being committed. An upper bound only, generous because a
+/// loaded 2-core CI machine runs these processes many times slower than a quiet one.
+pub const CONDITION_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How often a condition is polled: rare enough not to load the nodes being waited on.
+const POLL_INTERVAL: Duration = Duration::from_millis(100);
+
 /// The `medledger` binary under test.
 pub fn medledger() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_medledger"));
@@ -65,6 +73,23 @@ impl Process {
             }
         }
         None
+    }
+
+    /// The stdout lines not read yet, up to the end of the stream, for a process that has
+    /// exited (its pipe is then closed and the reader thread finishes within `timeout`).
+    pub fn remaining_lines(&self, timeout: Duration) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        let mut lines = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => lines.push(line),
+                Err(mpsc::RecvTimeoutError::Disconnected) => return lines,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    panic!("stdout of an exited process did not close within {timeout:?}")
+                }
+            }
+        }
     }
 
     /// Asks the process to stop (SIGTERM) and waits for it.
@@ -246,4 +271,69 @@ pub fn path_str(path: &Path) -> &str {
 /// Sends a request built by the test.
 pub fn send(request: ureq::http::Request<Vec<u8>>) -> Reply {
     reply(agent().run(request))
+}
+
+/// Polls `probe` until it answers `Ok`, for at most `timeout`, and returns its answer. `Err`
+/// describes what was seen instead; on timeout the panic names `what` was awaited and the
+/// last thing seen, so a failure says which condition never held.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let seen = match probe() {
+            Ok(value) => return value,
+            Err(seen) => seen,
+        };
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting until {what}; last seen: {seen}"
+        );
+        std::thread::sleep(POLL_INTERVAL);
+    }
+}
+
+/// The finalized height of the node at `url`, from `/v1/status`.
+pub fn finalized_height(url: &str) -> u64 {
+    let status = get(&format!("{url}/v1/status")).json();
+    status["finalized_height"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{url}/v1/status has no finalized height: {status}"))
+}
+
+/// Waits until the node at `url` holds the final block at `height` (and so every block and
+/// state change up to it); returns the height it reached.
+pub fn wait_until_height(url: &str, height: u64) -> u64 {
+    wait_for(&format!("{url} reaches finalized height {height}"), CONDITION_TIMEOUT, || {
+        let reached = finalized_height(url);
+        if reached >= height { Ok(reached) } else { Err(format!("finalized height {reached}")) }
+    })
+}
+
+/// Where the node at `url` has transaction `tx_id` in a block: its height and its receipt
+/// (applied or rejected), or `None` while it is pending there or unknown to it. The one place
+/// that reads the shape of `GET /v1/txs/{id}`.
+pub fn committed(url: &str, tx_id: &str) -> Option<(u64, Value)> {
+    let reply = get(&format!("{url}/v1/txs/{tx_id}"));
+    assert_eq!(reply.status, 200, "{url}/v1/txs/{tx_id}: {}", String::from_utf8_lossy(&reply.body));
+    let view = reply.json();
+    if !matches!(view["status"].as_str(), Some("committed" | "rejected")) {
+        return None;
+    }
+    let height =
+        view["height"].as_u64().unwrap_or_else(|| panic!("a committed transaction's height: {view}"));
+    Some((height, view["receipt"].clone()))
+}
+
+/// The height of the block in which the node at `url` committed `tx_id`, if it did.
+pub fn committed_height(url: &str, tx_id: &str) -> Option<u64> {
+    committed(url, tx_id).map(|(height, _)| height)
+}
+
+/// Waits until the node at `url` committed `tx_id`; returns its block height and receipt.
+pub fn wait_until_committed(url: &str, tx_id: &str) -> (u64, Value) {
+    wait_for(&format!("{url} commits transaction {tx_id}"), CONDITION_TIMEOUT, || {
+        committed(url, tx_id).ok_or_else(|| {
+            let reply = get(&format!("{url}/v1/txs/{tx_id}"));
+            format!("{}: {}", reply.status, String::from_utf8_lossy(&reply.body))
+        })
+    })
 }
