@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::CliError;
 
-/// The node configuration file. Relative paths are relative to the file's directory.
+/// The node configuration file. A relative `data_dir` is relative to the file's directory; a
+/// relative `key_file` is relative to `data_dir`, so a data directory restored or moved under
+/// another path still finds its key.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeFile {
@@ -17,7 +19,7 @@ pub struct NodeFile {
     pub data_dir: PathBuf,
     /// Address the HTTP API listens on.
     pub listen: SocketAddr,
-    /// The node's validator key (PKCS#8 PEM, mode 0600).
+    /// The node's validator key (PKCS#8 PEM, mode 0600); relative to `data_dir`.
     pub key_file: PathBuf,
     /// Address the validator listens on for its peers; by default the address the registry
     /// holds for this node key (set this when that address is not local, e.g. behind NAT).
@@ -87,14 +89,19 @@ impl NodeFile {
         }
     }
 
-    /// Reads and checks a config file, resolving relative paths against its directory.
+    /// Reads and checks a config file: `data_dir` is resolved against the file's directory,
+    /// then `key_file` against `data_dir` (absolute paths stay as they are).
     pub fn load(path: &Path) -> Result<Self, CliError> {
         let text = std::fs::read_to_string(path).map_err(CliError::io(path))?;
-        let mut file: NodeFile = toml::from_str(&text)
-            .map_err(|error| CliError::Config(format!("{}: {error}", path.display())))?;
+        Self::parse(&text, path)
+    }
+
+    fn parse(text: &str, path: &Path) -> Result<Self, CliError> {
+        let mut file: NodeFile =
+            toml::from_str(text).map_err(|error| CliError::Config(format!("{}: {error}", path.display())))?;
         let base = path.parent().unwrap_or(Path::new("."));
         file.data_dir = base.join(&file.data_dir);
-        file.key_file = base.join(&file.key_file);
+        file.key_file = file.data_dir.join(&file.key_file);
         Ok(file)
     }
 
@@ -113,5 +120,38 @@ impl NodeFile {
             empty_block_interval_ms: self.empty_block_interval_ms,
             ..NodeConfig::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GENESIS_HASH: &str =
+        "genesis_hash = \"0000000000000000000000000000000000000000000000000000000000000000\"";
+
+    fn parse(text: &str) -> NodeFile {
+        NodeFile::parse(
+            &format!("{text}\nlisten = \"127.0.0.1:8080\"\n{GENESIS_HASH}\n"),
+            Path::new("/etc/medledger/node.toml"),
+        )
+        .expect("a valid config")
+    }
+
+    #[test]
+    fn data_dir_is_relative_to_the_config_and_key_file_to_the_data_dir() {
+        let file = parse("data_dir = \"../../srv/medledger\"\nkey_file = \"keys/node.pem\"");
+        assert_eq!(file.data_dir, Path::new("/etc/medledger/../../srv/medledger"));
+        assert_eq!(file.key_file, Path::new("/etc/medledger/../../srv/medledger/keys/node.pem"));
+
+        let beside = parse("data_dir = \".\"\nkey_file = \"keys/node.pem\"");
+        assert_eq!(beside.key_file, Path::new("/etc/medledger/./keys/node.pem"));
+    }
+
+    #[test]
+    fn absolute_paths_stay_absolute() {
+        let file = parse("data_dir = \"/var/lib/medledger\"\nkey_file = \"/etc/medledger/node.pem\"");
+        assert_eq!(file.data_dir, Path::new("/var/lib/medledger"));
+        assert_eq!(file.key_file, Path::new("/etc/medledger/node.pem"));
     }
 }

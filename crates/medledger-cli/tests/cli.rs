@@ -223,3 +223,95 @@ fn nodes_and_joiners_check_the_genesis_hash() {
         String::from_utf8_lossy(&refused.stderr)
     );
 }
+
+/// The `genesis hash` line `init` prints.
+fn printed_genesis_hash(init_stdout: &str) -> String {
+    init_stdout
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("genesis hash")?.split_whitespace().next())
+        .expect("init prints the genesis hash")
+        .to_owned()
+}
+
+#[test]
+fn a_data_directory_moved_elsewhere_still_finds_its_node_key() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("medledger");
+    std::fs::create_dir_all(data.join("keys")).expect("keys dir");
+    let key_path = data.join("keys/node.pem");
+    let node_key = stdout_of(&run(&["keys", "gen", "--out", path_str(&key_path)])).trim().to_owned();
+    let init = run(&[
+        "init",
+        "--data-dir",
+        path_str(&data),
+        "--chain-id",
+        "moved-chain",
+        "--node-key",
+        path_str(&key_path),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    let hash = printed_genesis_hash(&stdout_of(&init));
+    assert!(!String::from_utf8_lossy(&init.stderr).contains("warning"), "a key inside the data dir is fine");
+    let config = std::fs::read_to_string(data.join("node.toml")).expect("node.toml");
+    assert!(config.contains("key_file = \"keys/node.pem\""), "relative to the data directory: {config}");
+
+    // Restored under another path: the old one no longer exists.
+    let restored = dir.path().join("restored/elsewhere");
+    std::fs::create_dir_all(restored.parent().expect("parent")).expect("restore dir");
+    std::fs::rename(&data, &restored).expect("moving the data directory");
+    let mut node = Process::spawn(&["node", "--config", path_str(&restored.join("node.toml"))]);
+    let line = node
+        .wait_for_line(Duration::from_secs(60), |line| line.contains("listening on http://"))
+        .expect("the moved node listens");
+    let url = line.rsplit(' ').next().expect("url").to_owned();
+    let status = support::get(&format!("{url}/v1/status")).json();
+    assert_eq!(status["node_key"], node_key.as_str(), "{status}");
+    assert_eq!(status["chain_id"], "moved-chain", "{status}");
+    assert_eq!(status["genesis_hash"], hash.as_str(), "{status}");
+    node.stop_cleanly("the moved node");
+}
+
+#[test]
+fn a_node_key_outside_the_data_directory_is_named_whole_with_a_warning() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let key_path = dir.path().join("node.pem");
+    stdout_of(&run(&["keys", "gen", "--out", path_str(&key_path)]));
+    let data = dir.path().join("data");
+    let init = run(&["init", "--data-dir", path_str(&data), "--node-key", path_str(&key_path)]);
+    stdout_of(&init);
+    let stderr = String::from_utf8_lossy(&init.stderr);
+    assert!(stderr.contains("lies outside the data directory"), "{stderr}");
+    assert!(stderr.contains("a copy of the data directory will not include it"), "{stderr}");
+    let canonical = std::fs::canonicalize(&key_path).expect("canonical key path");
+    let config = std::fs::read_to_string(data.join("node.toml")).expect("node.toml");
+    assert!(config.contains(&format!("key_file = \"{}\"", canonical.display())), "{config}");
+}
+
+#[test]
+fn joining_without_the_announced_genesis_hash_warns_loudly() {
+    let founder = tempfile::tempdir().expect("temp dir");
+    let hash = printed_genesis_hash(&stdout_of(&run(&["init", "--data-dir", path_str(founder.path())])));
+    let genesis = founder.path().join("genesis.json");
+    let join = |data: &std::path::Path, expect: &[&str]| {
+        let args = [
+            &["init", "--data-dir", path_str(data), "--genesis", path_str(&genesis)][..],
+            expect,
+            &["--p2p-listen", "127.0.0.1:9999"],
+        ]
+        .concat();
+        let output = run(&args);
+        stdout_of(&output);
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let joiners = tempfile::tempdir().expect("temp dir");
+
+    let unchecked = join(&joiners.path().join("unchecked"), &[]);
+    assert!(unchecked.contains("NOT checked against the consortium's announced hash"), "{unchecked}");
+    assert!(unchecked.contains("how an operator joins the wrong chain"), "{unchecked}");
+    assert!(unchecked.contains("out of band"), "{unchecked}");
+    assert!(unchecked.contains(&format!("Its hash is {hash}")), "the hash to compare: {unchecked}");
+
+    let checked = join(&joiners.path().join("checked"), &["--expect-genesis-hash", &hash]);
+    assert!(!checked.contains("warning"), "a checked genesis needs no warning: {checked}");
+}
