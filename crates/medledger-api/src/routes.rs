@@ -214,7 +214,7 @@ fn parse_json<T: for<'de> Deserialize<'de>>(body: &[u8]) -> ApiResult<T> {
         .map_err(|error| Problem::bad_request("malformed-json", format!("request JSON: {error}")))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WaitQuery {
     #[serde(default)]
@@ -273,7 +273,7 @@ impl TxView {
         };
         Ok(match status {
             TxStatus::Pending => view(TxState::Pending, transaction),
-            TxStatus::Unknown => view(TxState::Unknown, transaction),
+            TxStatus::Unknown => view(TxState::Unknown, None),
             TxStatus::Committed { height, index, receipt } => {
                 let transaction = match transaction {
                     Some(transaction) => transaction,

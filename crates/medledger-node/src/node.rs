@@ -36,8 +36,8 @@ pub struct NodeConfig {
 }
 
 /// An idle network's heartbeat: an empty block a minute keeps "the chain is alive" visible
-/// (alert when the last block is older than two of these) at about 4 MB of disk a day,
-/// instead of a block a second and 200 MB a day.
+/// (alert when the last block is older than two of these) at about 1.4 MB of disk a day per
+/// node, instead of a block a second and 84 MB a day (BENCHMARKS.md).
 pub const DEFAULT_EMPTY_BLOCK_INTERVAL_MS: u64 = 60_000;
 
 /// A node this many blocks or fewer behind the highest final height a peer announced is in
@@ -296,7 +296,8 @@ pub struct Node {
     /// Client transactions admitted here, for the consensus network to gossip; `None` when
     /// the node is the only validator.
     outbox: Mutex<Option<VecDeque<Transaction>>>,
-    /// `None` for a node without peers (the only validator).
+    /// What consensus last reported of the other nodes; `None` until it does (and always for
+    /// the only validator, which runs no consensus).
     network: RwLock<Option<NetworkView>>,
     /// Why each silent peer is unreachable, from checking its address (production network).
     peer_errors: RwLock<BTreeMap<PublicKey, String>>,
