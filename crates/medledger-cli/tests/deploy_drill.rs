@@ -361,9 +361,7 @@ impl Drill {
                 if block.node == NodeAround::Run {
                     self.node_command = Some(block.text.clone());
                     // One after another, as organisations bring their nodes up: each joins
-                    // the nodes already running before the next starts. (Started all at once,
-                    // nodes that share one IP address can keep evicting each other's
-                    // connections for a minute or more under the p2p handshake rate limit.)
+                    // the nodes already running before the next starts.
                     for index in self.targets(block.who) {
                         self.start(index, block);
                         self.settle();
