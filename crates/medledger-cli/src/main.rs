@@ -14,6 +14,7 @@ mod org;
 mod record;
 mod run;
 mod tx;
+mod vault;
 mod verify;
 
 use std::path::PathBuf;
@@ -66,6 +67,9 @@ enum Command {
     Record(record::RecordCommand),
     /// Open a bearer session for a member key and print its token (for FHIR clients, curl).
     Session(record::SessionArgs),
+    /// The node's vault key: seal a plain one with a passphrase.
+    #[command(subcommand)]
+    Vault(vault::VaultCommand),
     /// Verify a whole chain: every hash link, signature, transaction root and state root.
     Verify(verify::VerifyArgs),
     /// Measure performance.
@@ -224,6 +228,7 @@ fn main() -> ExitCode {
         Command::Block(command) => block::run(&cli, command),
         Command::Record(command) => record::run(&cli, command),
         Command::Session(args) => record::session(&cli, args),
+        Command::Vault(command) => vault::run(&cli, command),
         Command::Verify(args) => verify::run(&cli, args),
         Command::Bench(command) => bench::run(&cli, command),
     };

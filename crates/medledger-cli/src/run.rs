@@ -55,7 +55,7 @@ pub fn run(args: &NodeArgs) -> Result<(), CliError> {
 pub const VAULT_PASSPHRASE_ENV: &str = "MEDLEDGER_VAULT_PASSPHRASE";
 
 /// The vault passphrase from the environment, if set.
-fn vault_passphrase() -> Option<zeroize::Zeroizing<Vec<u8>>> {
+pub fn vault_passphrase() -> Option<zeroize::Zeroizing<Vec<u8>>> {
     std::env::var_os(VAULT_PASSPHRASE_ENV).map(|value| zeroize::Zeroizing::new(value.into_encoded_bytes()))
 }
 
@@ -76,6 +76,13 @@ pub fn open_records(
         let sealing =
             if passphrase.is_some() { "sealed with the passphrase" } else { "unsealed (mode 0600)" };
         println!("Created the vault key {} ({sealing})", medledger_vault::key_path(data_dir).display());
+    } else if passphrase.is_some() && !medledger_vault::key_is_sealed(data_dir)? {
+        tracing::warn!(
+            "{VAULT_PASSPHRASE_ENV} is set, but the vault key {} is plain and the passphrase protects nothing: \
+             stop the node and seal it with `medledger --data-dir {} vault seal`",
+            medledger_vault::key_path(data_dir).display(),
+            data_dir.display()
+        );
     }
     let vault = Arc::new(Vault::open(data_dir, passphrase)?.with_key_cache(key_cache_entries));
     match Records::start(Arc::clone(node), vault, exchange) {

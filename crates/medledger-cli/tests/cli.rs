@@ -315,3 +315,59 @@ fn joining_without_the_announced_genesis_hash_warns_loudly() {
     let checked = join(&joiners.path().join("checked"), &["--expect-genesis-hash", &hash]);
     assert!(!checked.contains("warning"), "a checked genesis needs no warning: {checked}");
 }
+
+#[test]
+fn a_plain_vault_key_is_sealed_in_place_and_then_needs_its_passphrase() {
+    const PASSPHRASE: &str = "a passphrase kept in the password safe";
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("node");
+    stdout_of(&run(&["init", "--data-dir", path_str(&data), "--listen", "127.0.0.1:0"]));
+    let config = data.join("node.toml");
+    let start = |env: &[(&str, &str)]| Process::spawn_with_env(&["node", "--config", path_str(&config)], env);
+    let listening = |node: &Process| {
+        node.wait_for_line(Duration::from_secs(60), |line| line.contains("listening on http://")).is_some()
+    };
+
+    // A first start without the passphrase creates the vault key plain (the old deploy.md).
+    let mut node = start(&[]);
+    assert!(listening(&node), "the node starts");
+    node.stop_cleanly("the node");
+    let key_file = data.join("keys").join("vault.key");
+    let header = || std::fs::read_to_string(&key_file).expect("vault key").lines().next().map(str::to_owned);
+    assert!(header().is_some_and(|line| line.ends_with(" plain")), "{:?}", header());
+
+    let seal = |env: &[(&str, &str)], target: &[&str]| {
+        let mut command = support::medledger();
+        command.args(target).args(["vault", "seal"]).envs(env.iter().copied());
+        command.stdin(std::process::Stdio::null()).output().expect("running medledger")
+    };
+    let data_dir = ["--data-dir", path_str(&data)];
+    let unset = seal(&[], &data_dir);
+    assert_eq!(unset.status.code(), Some(2), "sealing needs the passphrase");
+    assert!(String::from_utf8_lossy(&unset.stderr).contains("MEDLEDGER_VAULT_PASSPHRASE"));
+    let remote = seal(&[("MEDLEDGER_VAULT_PASSPHRASE", PASSPHRASE)], &["--node", "http://127.0.0.1:1"]);
+    assert_eq!(remote.status.code(), Some(2), "sealing works on a data directory only");
+
+    let sealed = seal(&[("MEDLEDGER_VAULT_PASSPHRASE", PASSPHRASE)], &data_dir);
+    assert!(sealed.status.success(), "{}", String::from_utf8_lossy(&sealed.stderr));
+    assert!(header().is_some_and(|line| line.contains(" argon2id ")), "{:?}", header());
+    assert!(!data.join("keys").join("vault.key.sealing").exists());
+    let again = seal(&[("MEDLEDGER_VAULT_PASSPHRASE", PASSPHRASE)], &data_dir);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("sealed already"));
+
+    // From now on the node needs the passphrase.
+    let mut without = start(&[]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let exit = loop {
+        if let Some(exit) = without.child.try_wait().expect("waiting for the node") {
+            break exit;
+        }
+        assert!(std::time::Instant::now() < deadline, "a node without its vault passphrase keeps running");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(!exit.success(), "a node without its vault passphrase refuses to start");
+    let mut with = start(&[("MEDLEDGER_VAULT_PASSPHRASE", PASSPHRASE)]);
+    assert!(listening(&with), "the node starts with the passphrase");
+    with.stop_cleanly("the node with its passphrase");
+}

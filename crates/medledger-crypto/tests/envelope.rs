@@ -256,6 +256,30 @@ fn sealed_key_file_needs_the_right_passphrase() {
 }
 
 #[test]
+fn a_plain_key_file_is_sealed_in_place_as_the_same_key() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("vault.key");
+    let secret = VaultSecretKey::generate();
+    secret.write_file(&path, None).expect("writes");
+    assert!(!VaultSecretKey::file_is_sealed(&path).expect("reads the header"));
+    let plain = fs::read_to_string(&path).expect("reads");
+
+    assert!(matches!(VaultSecretKey::seal_file(&path, b""), Err(KeyFileError::EmptyPassphrase)));
+    assert_eq!(fs::read_to_string(&path).expect("reads"), plain, "a refused seal leaves the key as it was");
+
+    // A copy left by an interrupted attempt is replaced, not trusted.
+    fs::write(dir.path().join("vault.key.sealing"), "half a key").expect("writes");
+    VaultSecretKey::seal_file(&path, b"correct horse").expect("seals");
+    assert!(VaultSecretKey::file_is_sealed(&path).expect("reads the header"));
+    assert_eq!(mode_of(&path), 0o600);
+    assert!(!dir.path().join("vault.key.sealing").exists(), "nothing is left beside the key");
+    let read = VaultSecretKey::read_file(&path, Some(b"correct horse")).expect("opens");
+    assert_eq!(read.public_key(), secret.public_key(), "the same key, now sealed");
+    assert!(matches!(VaultSecretKey::read_file(&path, None), Err(KeyFileError::PassphraseRequired)));
+    assert!(matches!(VaultSecretKey::seal_file(&path, b"another"), Err(KeyFileError::AlreadySealed)));
+}
+
+#[test]
 fn altering_a_sealed_key_file_fails_the_passphrase() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("vault.key");

@@ -157,6 +157,25 @@ pub fn create_key(data_dir: &Path, passphrase: Option<&[u8]>) -> Result<VaultPub
     Ok(secret.public_key())
 }
 
+/// Whether the vault key of `data_dir` is sealed with a passphrase.
+///
+/// # Errors
+/// If the key file is missing or unreadable.
+pub fn key_is_sealed(data_dir: &Path) -> Result<bool, VaultError> {
+    let path = key_path(data_dir);
+    VaultSecretKey::file_is_sealed(&path).map_err(|source| VaultError::Key { path, source })
+}
+
+/// Seals the plain vault key of `data_dir` with `passphrase`, in place (see
+/// [`VaultSecretKey::seal_file`]).
+///
+/// # Errors
+/// If the key is sealed already, the passphrase is empty, or the file cannot be replaced.
+pub fn seal_key(data_dir: &Path, passphrase: &[u8]) -> Result<(), VaultError> {
+    let path = key_path(data_dir);
+    VaultSecretKey::seal_file(&path, passphrase).map_err(|source| VaultError::Key { path, source })
+}
+
 impl Vault {
     /// Opens (creating if needed) the vault of `data_dir` with its key, keeping up to
     /// [`DEFAULT_CACHED_KEYS`] data keys unwrapped (see [`Vault::with_key_cache`]).

@@ -43,8 +43,14 @@ pub struct Process {
 impl Process {
     /// Starts `medledger` with `args`, reading stdout in the background.
     pub fn spawn(args: &[&str]) -> Self {
+        Self::spawn_with_env(args, &[])
+    }
+
+    /// Starts `medledger` with `args` and these environment variables set.
+    pub fn spawn_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = medledger()
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -93,6 +93,9 @@ pub enum KeyFileError {
     /// The key is sealed and no passphrase was given.
     #[error("this vault key is sealed; set a passphrase")]
     PassphraseRequired,
+    /// Sealing was asked of a key that is sealed already.
+    #[error("this vault key is sealed already")]
+    AlreadySealed,
     /// An empty passphrase was given to seal a key: it would protect nothing.
     #[error("refusing to seal a vault key with an empty passphrase")]
     EmptyPassphrase,
@@ -182,6 +185,55 @@ impl VaultSecretKey {
             }
         };
         Ok(Self::from_secret_bytes(&secret))
+    }
+}
+
+impl VaultSecretKey {
+    /// Whether the key file at `path` is sealed with a passphrase (plain otherwise).
+    ///
+    /// # Errors
+    /// As [`VaultSecretKey::read_file`] for a file it cannot read or parse.
+    pub fn file_is_sealed(path: &Path) -> Result<bool, KeyFileError> {
+        let bytes = read_bounded(path)?;
+        let text = std::str::from_utf8(&bytes).map_err(|_| format_error("not UTF-8 text"))?;
+        let (header, _) = split_lines(text)?;
+        Ok(matches!(parse_header(header)?, Protection::Argon2id { .. }))
+    }
+
+    /// Replaces the plain key file at `path` by the same key sealed with `passphrase`. The
+    /// sealed copy is written beside it (mode 0600, synced), read back and checked to be the
+    /// same key, and only then renamed over the plain file, so a crash leaves one of the two
+    /// whole. The file system may keep the plain file's old blocks: sealing protects copies
+    /// made from now on.
+    ///
+    /// # Errors
+    /// [`KeyFileError::AlreadySealed`], [`KeyFileError::EmptyPassphrase`], or any error of
+    /// reading the plain file or writing the sealed one.
+    pub fn seal_file(path: &Path, passphrase: &[u8]) -> Result<(), KeyFileError> {
+        if Self::file_is_sealed(path)? {
+            return Err(KeyFileError::AlreadySealed);
+        }
+        let key = Self::read_file(path, None)?;
+        let mut sealing = path.as_os_str().to_owned();
+        sealing.push(".sealing");
+        let sealing = PathBuf::from(sealing);
+        // Left by an interrupted earlier attempt: the plain file is still the key.
+        match fs::remove_file(&sealing) {
+            Err(source) if source.kind() != std::io::ErrorKind::NotFound => {
+                return Err(KeyFileError::Io { path: sealing, source });
+            }
+            _ => {}
+        }
+        key.write_file(&sealing, Some(passphrase))?;
+        if Self::read_file(&sealing, Some(passphrase))?.public_key() != key.public_key() {
+            let _ = fs::remove_file(&sealing);
+            return Err(format_error("the sealed copy does not read back as the same key"));
+        }
+        fs::rename(&sealing, path).map_err(|source| KeyFileError::Io { path: path.to_owned(), source })?;
+        let directory = parent_directory(path);
+        fs::File::open(directory)
+            .and_then(|directory| directory.sync_all())
+            .map_err(|source| KeyFileError::Io { path: directory.to_owned(), source })
     }
 }
 
