@@ -243,14 +243,10 @@ pub fn run(cli: &Cli, args: &DevArgs) -> Result<(), CliError> {
 
 /// Waits until everything pending on `node` is in a final block.
 fn wait_until_final(node: &Node) -> Result<(), CliError> {
-    let deadline = std::time::Instant::now() + DEMO_STEP_TIMEOUT;
-    while node.pending_count() > 0 {
-        if std::time::Instant::now() > deadline {
-            return Err(CliError::Remote("the dev network did not finalize the demo transactions".into()));
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    Ok(())
+    wait_for_demo(
+        || node.pending_count() == 0,
+        || "the dev network did not finalize the demo transactions".into(),
+    )
 }
 
 /// Waits until every node of a dev network holds the highest block any of them holds. The
@@ -258,20 +254,32 @@ fn wait_until_final(node: &Node) -> Result<(), CliError> {
 /// last blocks: until they do, they refuse the demo's members (not enrolled yet on their
 /// chain), and the banner, which names every node's API, must be true of each.
 fn wait_until_every_node_caught_up(served: &[Served], dev_nodes: &[DevNode]) -> Result<(), CliError> {
-    let height = |served: &Served| served.node.status().height;
+    let height = |served: &Served| served.node.with_chain(medledger_state::Chain::height);
     let target = served.iter().map(height).max().unwrap_or(0);
-    let deadline = std::time::Instant::now() + DEMO_STEP_TIMEOUT;
     for (served, dev_node) in served.iter().zip(dev_nodes) {
-        while height(served) < target {
-            if std::time::Instant::now() > deadline {
-                return Err(CliError::Remote(format!(
+        wait_for_demo(
+            || height(served) >= target,
+            || {
+                format!(
                     "the node of {} is at height {}, not {target}: it did not catch up with the dev network",
                     dev_node.org,
                     height(served)
-                )));
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
+                )
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// Polls `done` until it holds, for at most [`DEMO_STEP_TIMEOUT`]; `failure` says what did not
+/// happen.
+fn wait_for_demo(done: impl Fn() -> bool, failure: impl FnOnce() -> String) -> Result<(), CliError> {
+    let deadline = std::time::Instant::now() + DEMO_STEP_TIMEOUT;
+    while !done() {
+        if std::time::Instant::now() > deadline {
+            return Err(CliError::Remote(failure()));
         }
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
     Ok(())
 }

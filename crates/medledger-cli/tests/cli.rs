@@ -358,14 +358,10 @@ fn a_plain_vault_key_is_sealed_in_place_and_then_needs_its_passphrase() {
 
     // From now on the node needs the passphrase.
     let mut without = start(&[]);
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let exit = loop {
-        if let Some(exit) = without.child.try_wait().expect("waiting for the node") {
-            break exit;
-        }
-        assert!(std::time::Instant::now() < deadline, "a node without its vault passphrase keeps running");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let exit =
+        support::wait_for("a node without its vault passphrase exits", support::CONDITION_TIMEOUT, || {
+            without.child.try_wait().expect("waiting for the node").ok_or_else(|| "still running".to_owned())
+        });
     assert!(!exit.success(), "a node without its vault passphrase refuses to start");
     let mut with = start(&[("MEDLEDGER_VAULT_PASSPHRASE", PASSPHRASE)]);
     assert!(listening(&with), "the node starts with the passphrase");

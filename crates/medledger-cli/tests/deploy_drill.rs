@@ -57,9 +57,6 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest the network may take, after a start, to connect and agree.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// How often conditions are polled.
-const POLL_INTERVAL: Duration = Duration::from_millis(100);
-
 /// Commands that need root stay out of marked blocks: the drill runs them as nobody special.
 const ROOT_COMMANDS: [&str; 4] = ["sudo ", "systemctl ", "useradd ", "chown "];
 
@@ -508,23 +505,7 @@ impl Drill {
         let mut command = Command::new("bash");
         command.args(["-euo", "pipefail", "-c", &format!("exec {}", command_line.trim())]);
         self.environment(index, &mut command);
-        let mut child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("bash");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (sender, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::BufRead as _;
-            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-                if sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let process = Process { child, lines };
+        let process = Process::spawn_command(command);
         let org = &self.orgs[index];
         process
             .wait_for_line(STARTUP_TIMEOUT, |line| line.contains("listening on http://"))
@@ -584,34 +565,26 @@ impl Drill {
         let status = |org: &Organisation| get(&format!("{}/v1/status", org.url())).json();
         let target =
             running.iter().map(|org| status(org)["height"].as_u64().expect("height")).max().unwrap_or(0);
-        let deadline = Instant::now() + SETTLE_TIMEOUT;
-        loop {
-            let statuses: Vec<Value> = running.iter().map(|org| status(org)).collect();
-            let settled = statuses.iter().all(|status| {
-                let connected = status["peers"]
-                    .as_array()
-                    .map_or(0, |peers| peers.iter().filter(|peer| peer["connected"] == true).count());
-                connected + 1 >= running.len()
-                    && status["height"].as_u64() >= Some(target)
-                    && status["mempool_size"] == 0
+        let started = Instant::now();
+        let statuses =
+            support::wait_for(&format!("the network settles at height {target}"), SETTLE_TIMEOUT, || {
+                let statuses: Vec<Value> = running.iter().map(|org| status(org)).collect();
+                let settled = statuses.iter().all(|status| {
+                    let connected = status["peers"]
+                        .as_array()
+                        .map_or(0, |peers| peers.iter().filter(|peer| peer["connected"] == true).count());
+                    connected + 1 >= running.len()
+                        && status["height"].as_u64() >= Some(target)
+                        && status["mempool_size"] == 0
+                });
+                if settled { Ok(statuses) } else { Err(format!("{statuses:#?}")) }
             });
-            if settled {
-                self.assert_agreement(&running, &statuses);
-                let waited =
-                    SETTLE_TIMEOUT.saturating_sub(deadline.saturating_duration_since(Instant::now()));
-                eprintln!(
-                    "drill: {} nodes settled at height ≥ {target} in {:.1} s",
-                    running.len(),
-                    waited.as_secs_f64()
-                );
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the network did not settle at height {target}: {statuses:#?}"
-            );
-            std::thread::sleep(POLL_INTERVAL);
-        }
+        self.assert_agreement(&running, &statuses);
+        eprintln!(
+            "drill: {} nodes settled at height ≥ {target} in {:.1} s",
+            running.len(),
+            started.elapsed().as_secs_f64()
+        );
     }
 
     fn assert_agreement(&self, running: &[&Organisation], statuses: &[Value]) {

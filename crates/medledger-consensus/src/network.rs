@@ -274,28 +274,20 @@ async fn follow_peer_set(
 /// no reason, and "not connected" alone does not tell an operator at 3 a.m. whether the
 /// peer is down, firewalled, at another address, or refusing this node's handshake.
 async fn probe_silent_validators(context: cw_tokio::Context, node: Arc<Node>) {
-    let mut last: std::collections::BTreeMap<PublicKey, String> = std::collections::BTreeMap::new();
     loop {
         context.sleep(PROBE_INTERVAL).await;
         for peer in node.status().peers {
-            if peer.connected {
-                if last.remove(&peer.node_key).is_some() {
-                    node.set_peer_error(peer.node_key, None);
-                }
-                continue;
-            }
-            let finding = probe(&peer.address).await;
-            if last.get(&peer.node_key) != Some(&finding) {
+            let finding = if peer.connected { None } else { Some(probe(&peer.address).await) };
+            let previous = node.set_peer_error(peer.node_key, finding.clone());
+            if let Some(finding) = finding.filter(|finding| previous.as_ref() != Some(finding)) {
                 tracing::warn!(
                     organization = %peer.organization,
                     address = %peer.address,
                     node_key = %peer.node_key,
-                    finding = %finding,
+                    %finding,
                     "cannot reach validator"
                 );
             }
-            node.set_peer_error(peer.node_key, Some(finding.clone()));
-            last.insert(peer.node_key, finding);
         }
     }
 }

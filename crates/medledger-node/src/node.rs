@@ -420,13 +420,14 @@ impl Node {
         *self.network.write().expect("network lock poisoned") = Some(view);
     }
 
-    /// Records why `peer` cannot be reached (`None`: it could be, or is connected).
-    pub fn set_peer_error(&self, peer: PublicKey, error: Option<String>) {
+    /// Records why `peer` cannot be reached (`None`: it could be, or is connected); returns
+    /// what was recorded before.
+    pub fn set_peer_error(&self, peer: PublicKey, error: Option<String>) -> Option<String> {
         let mut errors = self.peer_errors.write().expect("peer errors lock poisoned");
         match error {
             Some(error) => errors.insert(peer, error),
             None => errors.remove(&peer),
-        };
+        }
     }
 
     /// From now on, queue admitted client transactions for [`Node::take_outbox`].

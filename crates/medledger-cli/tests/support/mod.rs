@@ -48,14 +48,19 @@ impl Process {
 
     /// Starts `medledger` with `args` and these environment variables set.
     pub fn spawn_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut child = medledger()
-            .args(args)
-            .envs(env.iter().copied())
+        let mut command = medledger();
+        command.args(args).envs(env.iter().copied());
+        Self::spawn_command(command)
+    }
+
+    /// Starts `command` (stdin closed, stderr inherited), reading its stdout in the background.
+    pub fn spawn_command(mut command: Command) -> Self {
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .expect("spawning medledger");
+            .expect("spawning the process");
         let stdout = child.stdout.take().expect("piped stdout");
         let (sender, lines) = mpsc::channel();
         std::thread::spawn(move || {
