@@ -64,6 +64,7 @@ pub fn router(node: Arc<Node>, records: Option<Records>) -> Router {
         .route("/v1/blocks/{reference}", get(get_block))
         .route("/v1/blocks/{reference}/receipts", get(get_block_receipts))
         .route("/v1/proofs/consistency", get(get_consistency_proof))
+        .route("/v1/state/proof", get(get_state_proof))
         .route("/v1/accounts/{public_key}", get(get_account))
         .route("/v1/orgs", get(identity::list_orgs))
         .route("/v1/orgs/{id}", get(identity::get_org))
@@ -538,6 +539,63 @@ async fn get_consistency_proof(
         let first_root = history.root_at(query.first).map_err(|error| Problem::internal(&error))?;
         let second_root = history.root_at(query.second).map_err(|error| Problem::internal(&error))?;
         Ok(Json(json!({ "first_root": first_root, "second_root": second_root, "proof": proof })))
+    })
+}
+
+/// Longest state key a proof is asked for: every key the state machine writes is far shorter.
+const MAX_STATE_KEY_BYTES: usize = 512;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StateProofQuery {
+    /// The state key, hex.
+    key: String,
+}
+
+/// A state key's value, or its absence, proven against the head's state root.
+#[derive(Debug, Serialize)]
+struct StateProofView {
+    height: u64,
+    block_hash: Digest,
+    state_root: Digest,
+    /// The canonical header bytes, hex: its hash is `block_hash`, its `state_root` the root.
+    header: String,
+    /// The key, hex.
+    key: String,
+    /// The value, hex; `null` when the key is absent.
+    value: Option<String>,
+    /// The state-tree path from the key's leaf (or the gap where it would be) to the root,
+    /// hex of its Borsh encoding.
+    proof: String,
+}
+
+async fn get_state_proof(
+    State(node): Shared,
+    query: Result<Query<StateProofQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<StateProofView>> {
+    let Query(query) = query.map_err(|rejection| Problem::bad_request("bad-query", rejection.body_text()))?;
+    if query.key.len() > 2 * MAX_STATE_KEY_BYTES {
+        return Err(Problem::bad_request(
+            "bad-state-key",
+            format!("a state key is at most {MAX_STATE_KEY_BYTES} bytes"),
+        ));
+    }
+    let key = hex::decode(&query.key)
+        .map_err(|_| Problem::bad_request("bad-state-key", "the key is hex: two characters per byte"))?;
+    node.with_chain(|chain| {
+        let head = chain
+            .head()
+            .ok_or_else(|| Problem::not_found("no block yet: the chain holds only its genesis"))?;
+        let proof = chain.prove(&key);
+        Ok(Json(StateProofView {
+            height: head.height,
+            block_hash: chain.head_hash(),
+            state_root: head.state_root,
+            header: hex::encode(head.encode()),
+            key: query.key.to_ascii_lowercase(),
+            value: proof.value.as_ref().map(hex::encode),
+            proof: hex::encode(proof.proof_bytes()),
+        }))
     })
 }
 

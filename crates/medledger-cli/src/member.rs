@@ -128,11 +128,11 @@ fn list(cli: &Cli, org: Option<&str>, key: Option<&PathBuf>) -> Result<Value, Cl
         Target::DataDir(dir) => {
             let store = ReadOnlyStore::open_read_only(&dir)?;
             let chain = store.load_chain()?;
-            let mut accounts: Vec<_> = chain.members().collect();
-            accounts.sort_by_key(|(public_key, _)| *public_key);
+            let accounts = chain.members_page(None, usize::MAX, |account| {
+                org.as_ref().is_none_or(|org| &account.organization == org)
+            });
             let members = accounts
                 .into_iter()
-                .filter(|(_, account)| org.as_ref().is_none_or(|org| &account.organization == org))
                 .map(|(public_key, account)| {
                     let display_name = store.display_name(&public_key)?;
                     let mut view = json!({ "public_key": public_key, "display_name": display_name });

@@ -1,11 +1,13 @@
 //! `medledger verify`: replay a chain from genesis and check everything.
 
+use std::path::{Path, PathBuf};
+
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use medledger_crypto::Digest;
-use medledger_state::Chain;
-use medledger_store::ReadOnlyStore;
-use medledger_types::{Block, Decode, Genesis, Receipt};
+use medledger_state::{StateProof, StateStore, keys};
+use medledger_store::{ReadOnlyStore, Store, StoreSnapshot};
+use medledger_types::{Block, BlockHeader, Decode, Genesis, Receipt};
 use serde::Deserialize;
 
 use crate::client::Client;
@@ -16,6 +18,13 @@ pub struct VerifyArgs {
     /// Fail unless the chain's genesis has this hash (pin the chain you expect).
     #[arg(long, value_name = "HASH")]
     genesis_hash: Option<Digest>,
+    /// Check a state proof saved from `GET /v1/state/proof` instead of a chain: offline, against
+    /// the block header it carries.
+    #[arg(long, value_name = "FILE", conflicts_with = "genesis_hash")]
+    state_proof: Option<PathBuf>,
+    /// With --state-proof: fail unless the proof's header is this block (pin the block you trust).
+    #[arg(long, value_name = "HASH", requires = "state_proof")]
+    block_hash: Option<Digest>,
 }
 
 /// Where the blocks come from.
@@ -24,6 +33,11 @@ trait BlockSource {
     fn height(&self) -> Result<u64, CliError>;
     fn block_bytes(&self, height: u64) -> Result<Vec<u8>, CliError>;
     fn receipts(&self, height: u64) -> Result<Vec<Receipt>, CliError>;
+    /// The state the source holds, to compare with the replayed one; `None` when it cannot be
+    /// read directly (a node over HTTP).
+    fn state(&self) -> Result<Option<std::sync::Arc<StoreSnapshot>>, CliError> {
+        Ok(None)
+    }
 }
 
 impl BlockSource for ReadOnlyStore {
@@ -48,6 +62,10 @@ impl BlockSource for ReadOnlyStore {
             }
             Err(error) => Err(CliError::Verification { height, reason: error.to_string() }),
         }
+    }
+
+    fn state(&self) -> Result<Option<std::sync::Arc<StoreSnapshot>>, CliError> {
+        Ok(Some(self.snapshot()?))
     }
 }
 
@@ -79,6 +97,9 @@ impl BlockSource for Client {
 }
 
 pub fn run(cli: &Cli, args: &VerifyArgs) -> Result<(), CliError> {
+    if let Some(path) = &args.state_proof {
+        return check_state_proof(path, args.block_hash);
+    }
     match cli.target()? {
         Target::DataDir(dir) => verify(&ReadOnlyStore::open_read_only(&dir)?, args),
         Target::Node(url) => verify(&Client::new(&url), args),
@@ -102,7 +123,10 @@ fn verify(source: &impl BlockSource, args: &VerifyArgs) -> Result<(), CliError> 
         ProgressStyle::with_template("verifying {bar:40} {pos}/{len} blocks ({per_sec}, {eta} left)")
             .expect("the progress template is valid"),
     );
-    let mut chain = Chain::from_genesis(genesis);
+    // The replay writes its state to a scratch store, so it is read from disk as a node reads
+    // it, and memory stays bounded whatever the chain's length.
+    let scratch = tempfile::tempdir().map_err(CliError::io(std::env::temp_dir()))?;
+    let (replay, mut chain) = Store::create(scratch.path(), &genesis)?;
     let mut transactions = 0usize;
     for height in 1..=height {
         let fail = |reason: String| CliError::Verification { height, reason };
@@ -113,13 +137,89 @@ fn verify(source: &impl BlockSource, args: &VerifyArgs) -> Result<(), CliError> 
             return Err(fail("stored receipts differ from the receipts the block produces".into()));
         }
         transactions += verified.block().transactions.len();
+        replay.commit(&verified)?;
         chain.commit(verified);
+        chain.rebase(replay.snapshot()?);
         progress.inc(1);
+    }
+    if let Some(stored) = source.state()? {
+        compare_states(stored.as_ref(), replay.snapshot()?.as_ref())
+            .map_err(|reason| CliError::Verification { height, reason })?;
     }
     progress.finish_and_clear();
     println!("verified {height} blocks and {transactions} transactions from genesis {genesis_hash}");
     println!("  head      {}", chain.head_hash());
     println!("  state     {}", chain.state().root());
     println!("  history   {}", chain.history().root());
+    Ok(())
+}
+
+/// Compares a stored state, entry by entry, with the state the replay produced: the stored
+/// entries are what a node executes against, while only the tree is checked at start-up.
+fn compare_states(stored: &dyn StateStore, replayed: &dyn StateStore) -> Result<(), String> {
+    let mut stored_entries = stored.scan(b"", None);
+    let mut replayed_entries = replayed.scan(b"", None);
+    for position in 0usize.. {
+        match (stored_entries.next(), replayed_entries.next()) {
+            (None, None) => return Ok(()),
+            (stored, replayed) if stored == replayed => {}
+            (stored, replayed) => {
+                // Name the entry's kind, never its key: keys hold pseudonymous patient ids.
+                let key = stored.or(replayed).map(|(key, _)| key).unwrap_or_default();
+                return Err(format!(
+                    "the stored state differs from the replayed state at entry {position} ({})",
+                    keys::kind_of(&key)
+                ));
+            }
+        }
+    }
+    unreachable!("the loop returns when both states end")
+}
+
+/// A state proof as `GET /v1/state/proof` answers it.
+#[derive(Deserialize)]
+struct StateProofFile {
+    height: u64,
+    block_hash: Digest,
+    state_root: Digest,
+    header: String,
+    key: String,
+    value: Option<String>,
+    proof: String,
+}
+
+/// Checks a saved state proof: the header hashes to the block named, and the proof leads from
+/// the key and value (or the key's absence) to the header's state root.
+fn check_state_proof(path: &Path, expected_block: Option<Digest>) -> Result<(), CliError> {
+    let text = std::fs::read_to_string(path).map_err(CliError::io(path))?;
+    let file: StateProofFile = serde_json::from_str(&text)
+        .map_err(|error| CliError::Config(format!("{}: not a state proof: {error}", path.display())))?;
+    let fail = |reason: String| CliError::Verification { height: file.height, reason };
+    let hex_field =
+        |name: &str, value: &str| hex::decode(value).map_err(|_| fail(format!("the {name} is not hex")));
+    let header = BlockHeader::decode(&hex_field("header", &file.header)?)
+        .map_err(|error| fail(format!("the header does not decode: {error}")))?;
+    let block_hash = header.hash();
+    if block_hash != file.block_hash || header.height != file.height || header.state_root != file.state_root {
+        return Err(fail(
+            "the header does not match the block hash, height or state root given with it".into(),
+        ));
+    }
+    if let Some(expected) = expected_block
+        && expected != block_hash
+    {
+        return Err(fail(format!("the proof is for block {block_hash}, expected {expected}")));
+    }
+    let key = hex_field("key", &file.key)?;
+    let value = file.value.as_deref().map(|value| hex_field("value", value)).transpose()?;
+    let proof = StateProof::from_parts(key, value, &hex_field("proof", &file.proof)?)
+        .map_err(|error| fail(error.to_string()))?;
+    proof.verify(header.state_root).map_err(|error| fail(error.to_string()))?;
+    let holds = proof
+        .value
+        .as_ref()
+        .map_or_else(|| "is absent".to_owned(), |value| format!("holds {} bytes", value.len()));
+    println!("state proof holds: the key {holds} at height {} (block {block_hash})", header.height);
+    println!("  state     {}", header.state_root);
     Ok(())
 }

@@ -5,7 +5,7 @@ mod support;
 use medledger_crypto::merkle::{ConsistencyProof, InclusionProof, leaf_hash};
 use medledger_crypto::{Digest, SigningKey, sha256};
 use medledger_types::limits::MAX_TX_BYTES;
-use medledger_types::{ChainId, Encode, Label, Payload, Transaction, TxBody, TxId};
+use medledger_types::{ChainId, Decode, Encode, Label, Payload, Transaction, TxBody, TxId};
 use serde_json::{Value, json};
 use support::{DevNode, get, get_bytes, ledger_fingerprint, post, post_json};
 
@@ -256,4 +256,66 @@ fn batch_submission_answers_each_transaction() {
     assert_eq!(results[1]["problem"]["type"], "urn:medledger:problem:nonce-replayed");
     post_json(&format!("{}/v1/txs/batch", node.url), &json!({ "transactions": [] }))
         .assert_problem(400, "batch-size");
+}
+
+/// Saves a state proof for `key` and checks it offline with `medledger verify --state-proof`.
+fn check_state_proof(node: &DevNode, key: &[u8], dir: &std::path::Path) -> (Value, std::process::Output) {
+    let proof = get(&format!("{}/v1/state/proof?key={}", node.url, hex::encode(key))).json();
+    let path = dir.join(format!("proof-{}.json", hex::encode(&key[..8.min(key.len())])));
+    std::fs::write(&path, serde_json::to_vec(&proof).expect("json")).expect("write the proof");
+    let block_hash = proof["block_hash"].as_str().expect("block hash").to_owned();
+    let output =
+        support::run(&["verify", "--state-proof", support::path_str(&path), "--block-hash", &block_hash]);
+    (proof, output)
+}
+
+#[test]
+fn a_state_key_and_an_absent_key_are_provable_against_the_head_and_checked_offline() {
+    let node = DevNode::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let member = node.key("northside-lab", "tech-lee-park");
+    let account_key = [b"account/".as_slice(), member.public_key().as_bytes()].concat();
+
+    let (proof, output) = check_state_proof(&node, &account_key, dir.path());
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let status = get(&format!("{}/v1/status", node.url)).json();
+    assert!(proof["height"].as_u64().expect("height") <= status["height"].as_u64().expect("height"));
+    let value = hex::decode(proof["value"].as_str().expect("an account is present")).expect("hex");
+    let account = medledger_state::Account::decode(&value).expect("an account");
+    assert_eq!(account.organization.as_str(), "northside-lab");
+    assert!(String::from_utf8_lossy(&output.stdout).contains("state proof holds: the key holds"));
+
+    let (absent, output) = check_state_proof(&node, b"account/nobody", dir.path());
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(absent["value"], Value::Null);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("the key is absent"));
+
+    // A proof shown for another value, or for an absent key claimed present, does not hold.
+    let mut forged = proof.clone();
+    forged["value"] = json!(hex::encode(b"another value"));
+    let mut claimed = absent.clone();
+    claimed["value"] = proof["value"].clone();
+    for (name, forged) in [("forged value", forged), ("claimed presence", claimed)] {
+        let path = dir.path().join(format!("{name}.json"));
+        std::fs::write(&path, serde_json::to_vec(&forged).expect("json")).expect("write");
+        let output = support::run(&["verify", "--state-proof", support::path_str(&path)]);
+        assert_eq!(output.status.code(), Some(3), "{name}: {}", String::from_utf8_lossy(&output.stdout));
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains("does not verify against state root"),
+            "{name}"
+        );
+    }
+    let output = support::run(&[
+        "verify",
+        "--state-proof",
+        support::path_str(&dir.path().join(format!("proof-{}.json", hex::encode(&account_key[..8])))),
+        "--block-hash",
+        &"0".repeat(64),
+    ]);
+    assert_eq!(output.status.code(), Some(3));
+
+    get(&format!("{}/v1/state/proof?key=zz", node.url)).assert_problem(400, "bad-state-key");
+    get(&format!("{}/v1/state/proof", node.url)).assert_problem(400, "bad-query");
+    get(&format!("{}/v1/state/proof?key={}", node.url, "00".repeat(513)))
+        .assert_problem(400, "bad-state-key");
 }

@@ -1,11 +1,12 @@
-//! `medledger verify` finds a single tampered byte in a stored block and names its height.
+//! `medledger verify` finds a single tampered byte in a stored block and names its height, and
+//! finds a stored state entry that differs from the state the blocks produce.
 
 mod support;
 
 use std::path::Path;
 
-use medledger_store::tables::BLOCKS;
-use redb::ReadableDatabase as _;
+use medledger_store::tables::{BLOCKS, STATE};
+use redb::{ReadableDatabase as _, ReadableTable as _};
 use support::{path_str, run};
 
 /// Builds a chain of several blocks in `dir` with the real ingest path.
@@ -78,6 +79,35 @@ fn verify_points_at_the_block_with_one_tampered_byte() {
             "seed {seed}: tampered block {height} (byte {position}), verify said: {stderr}"
         );
     }
+}
+
+#[test]
+fn verify_finds_a_stored_state_entry_the_blocks_do_not_produce() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    build_chain(dir.path());
+    {
+        let db = redb::Database::open(medledger_store::database_path(dir.path())).expect("open");
+        let key = {
+            let read = db.begin_read().expect("read");
+            let state = read.open_table(STATE).expect("state table");
+            let (key, _) = state.first().expect("read").expect("an entry");
+            key.value().to_vec()
+        };
+        let write = db.begin_write().expect("write");
+        write
+            .open_table(STATE)
+            .expect("state table")
+            .insert(key.as_slice(), b"tampered".as_slice())
+            .expect("insert");
+        write.commit().expect("commit");
+    }
+    let output = run(&["verify", "--data-dir", path_str(dir.path())]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("the stored state differs from the replayed state at entry 0 (account)"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -51,6 +51,29 @@ pub fn tagged_hash(tag: &[u8], parts: &[&[u8]]) -> Digest {
     Digest(hasher.finalize().into())
 }
 
+/// Incremental SHA-256, for structures that feed a hash in pieces (the state tree).
+#[derive(Clone, Default)]
+pub struct Sha256Stream(sha2::Sha256);
+
+impl Sha256Stream {
+    /// A hasher with nothing fed yet.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Feeds `data`.
+    pub fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
+    }
+
+    /// The digest of everything fed.
+    #[must_use]
+    pub fn finalize(self) -> [u8; 32] {
+        self.0.finalize().into()
+    }
+}
+
 impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_hex())

@@ -16,6 +16,6 @@ pub use envelope::{
     DataKey, EnvelopeError, IndexKey, KeyFileError, VaultPublicKey, VaultSecretKey, WrappedKey, open, seal,
     unwrap_key, wrap_key,
 };
-pub use hash::{Digest, DigestParseError, sha256, tagged_hash};
+pub use hash::{Digest, DigestParseError, Sha256Stream, sha256, tagged_hash};
 pub use keys::{KeyError, PublicKey, Signature, SignatureError, SigningKey, verify_batch};
 pub use merkle::{ConsistencyProof, InclusionProof, MerkleTree, ProofError};

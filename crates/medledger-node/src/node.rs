@@ -489,7 +489,7 @@ impl Node {
     }
 
     /// Up to `limit` member keys after `after`, in key order, optionally of one organisation.
-    /// Scans the whole state: a directory listing, not a hot path.
+    /// Walks the accounts in key order; with an organisation, past the others too.
     #[must_use]
     pub fn members_page(
         &self,
@@ -497,21 +497,11 @@ impl Node {
         after: Option<&PublicKey>,
         limit: usize,
     ) -> Vec<(PublicKey, Account)> {
-        let chain = self.chain.read().expect("chain lock poisoned");
-        let mut page = BTreeMap::new();
-        for (member, account) in chain.members() {
-            if after.is_some_and(|after| &member <= after) {
-                continue;
-            }
-            if organization.is_some_and(|organization| &account.organization != organization) {
-                continue;
-            }
-            page.insert(member, account);
-            if page.len() > limit {
-                page.pop_last();
-            }
-        }
-        page.into_iter().collect()
+        self.with_chain(|chain| {
+            chain.members_page(after, limit, |account| {
+                organization.is_none_or(|organization| &account.organization == organization)
+            })
+        })
     }
 
     /// Verifies and admits one transaction.
@@ -708,9 +698,12 @@ impl Node {
     ) -> Result<Committed, StoreError> {
         // Durable first, visible second: a block is served only once it is on disk.
         self.store.commit_final(&verified, finalization)?;
+        let snapshot = self.store.snapshot()?;
         let committed = {
             let mut chain = self.chain.write().expect("chain lock poisoned");
             let committed = chain.commit(verified);
+            // The block's state is on disk now: read it there, not from its layer in memory.
+            chain.rebase(snapshot);
             let mut mempool = self.mempool.lock().expect("mempool lock poisoned");
             let signers = signers_to_prune(&committed, &mempool);
             mempool.prune(&signers, |signer| active_next_nonce(&chain, signer));

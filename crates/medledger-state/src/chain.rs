@@ -1,6 +1,7 @@
 //! The chain: genesis, the validated head, and the rules every block must follow.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use medledger_crypto::merkle::{MerkleTree, leaf_hash, root_of};
 use medledger_crypto::{Digest, PublicKey, SignatureError, SigningKey, verify_batch};
@@ -10,12 +11,13 @@ use medledger_types::{
     ResourceType, Role, Transaction, TxId,
 };
 
+use crate::commitment::StateProof;
 use crate::execute::{ExecutionContext, execute};
 use crate::records::{
     Account, CareRelationship, MemberStatus, Organization, Proposal, RecordHead, RecordVersion, Registry,
     ValidatorSchedule, keys,
 };
-use crate::state::{PreparedWrites, State, WriteSet};
+use crate::state::{PreparedWrites, State, StateStore, WriteSet};
 
 /// Why a block cannot extend the chain. Each variant names the first rule it breaks.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -183,6 +185,12 @@ impl VerifiedBlock {
     pub fn write_set(&self) -> &WriteSet {
         self.prepared.write_set()
     }
+
+    /// The state version it makes: its writes and the state tree's new and retired nodes.
+    #[must_use]
+    pub fn prepared(&self) -> &PreparedWrites {
+        &self.prepared
+    }
 }
 
 /// What [`Chain::commit`] returns: the committed block with its receipts.
@@ -228,9 +236,9 @@ impl Chain {
         }
     }
 
-    /// A chain reopened from storage: `state` must be the state after `head`, and
-    /// `block_hashes` the hashes of blocks 1 to `head.height`. Fails if the state root or the
-    /// history does not match the head.
+    /// A chain reopened from storage: `state` must be the state after `head` (version 0, genesis,
+    /// when there is no block), and `block_hashes` the hashes of blocks 1 to `head.height`.
+    /// Fails if the state's version or root, or the history, does not match the head.
     pub fn restore(
         genesis: Genesis,
         state: State,
@@ -240,30 +248,36 @@ impl Chain {
         let mut chain = Self::from_genesis(genesis);
         chain.history =
             MerkleTree::from_leaf_hashes(block_hashes.into_iter().map(|hash| leaf_hash(hash.as_bytes())));
+        let height = head.as_ref().map_or(0, |head| head.height);
+        if chain.history.len() != height {
+            return Err(BlockError::Height { head: chain.history.len(), found: height });
+        }
+        if state.version() != Some(height) {
+            return Err(BlockError::Height { head: state.version().unwrap_or(0), found: height });
+        }
         let Some(head) = head else {
-            let computed = state.root();
-            let header = chain.state.root();
-            return if computed == header && chain.history.is_empty() {
-                Ok(chain)
-            } else {
-                Err(BlockError::RootMismatch { what: "genesis state", header, computed })
-            };
+            check_root("genesis state", chain.state.root(), state.root())?;
+            chain.state = state;
+            return Ok(chain);
         };
-        if chain.history.len() != head.height {
-            return Err(BlockError::Height { head: chain.history.len(), found: head.height });
-        }
-        if state.root() != head.state_root {
-            return Err(BlockError::RootMismatch {
-                what: "state",
-                header: head.state_root,
-                computed: state.root(),
-            });
-        }
+        check_root("state", head.state_root, state.root())?;
         chain.head_hash = head.hash();
         chain.registry = read_registry(&state);
         chain.state = state;
         chain.head = Some(head);
         Ok(chain)
+    }
+
+    /// Moves the state onto `store`, which has durably committed this chain's blocks up to its
+    /// version: the layers those blocks kept in memory are dropped.
+    pub fn rebase(&mut self, store: Arc<dyn StateStore>) {
+        self.state.rebase(store);
+    }
+
+    /// A proof of the value under `key`, or of its absence, against the head's state root.
+    #[must_use]
+    pub fn prove(&self, key: &[u8]) -> StateProof {
+        self.state.prove(key)
     }
 
     /// The genesis.
@@ -397,20 +411,32 @@ impl Chain {
         Some((account, organization))
     }
 
-    /// Every member key with its account, in state order (not sorted).
-    pub fn members(&self) -> impl Iterator<Item = (PublicKey, Account)> + '_ {
-        self.state.iter().filter_map(|(key, value)| {
-            let key = key.strip_prefix(keys::ACCOUNT_PREFIX)?;
-            let key = PublicKey::from_bytes(key.try_into().expect("account keys end in a public key"))
-                .expect("account keys hold valid public keys");
-            Some((key, Account::decode(value).expect("accounts in state are canonical")))
-        })
+    /// Up to `limit` member keys after `after` whose account passes `filter`, with their
+    /// accounts, in key order.
+    pub fn members_page(
+        &self,
+        after: Option<&PublicKey>,
+        limit: usize,
+        filter: impl Fn(&Account) -> bool,
+    ) -> Vec<(PublicKey, Account)> {
+        let after = after.map(keys::account);
+        self.state
+            .scan(keys::ACCOUNT_PREFIX, after.as_deref())
+            .map(|(key, value)| {
+                let key = &key[keys::ACCOUNT_PREFIX.len()..];
+                let key = PublicKey::from_bytes(key.try_into().expect("account keys end in a public key"))
+                    .expect("account keys hold valid public keys");
+                (key, Account::decode(&value).expect("accounts in state are canonical"))
+            })
+            .filter(|(_, account)| filter(account))
+            .take(limit)
+            .collect()
     }
 
     fn read<T: Decode>(&self, key: &[u8]) -> Option<T> {
         let bytes = self.state.get(key)?;
         Some(
-            T::decode(bytes)
+            T::decode(&bytes)
                 .unwrap_or_else(|error| panic!("state entry of kind {} is corrupt: {error}", T::NAME)),
         )
     }
@@ -570,7 +596,7 @@ pub fn receipts_root(receipts: &[Receipt]) -> Digest {
 
 fn read_registry(state: &State) -> Registry {
     let bytes = state.get(keys::ORGANIZATIONS).expect("the registry is written at genesis");
-    Registry::decode(bytes).expect("the registry in state is canonical")
+    Registry::decode(&bytes).expect("the registry in state is canonical")
 }
 
 /// The state entries genesis defines.

@@ -5,7 +5,8 @@
 //! which is what lets any node — or `medledger verify`, offline — replay a chain and check
 //! every header.
 //!
-//! - [`State`] is the key-value state with its [`commitment`] (the state root).
+//! - [`State`] is the key-value state with its [`commitment`] (the state root): committed
+//!   versions in a [`StateStore`] (a node's is on disk), prepared ones in layers above it.
 //! - [`execute`] runs a block's transactions against a state, yielding receipts and a
 //!   [`WriteSet`] without changing the state.
 //! - [`Chain`] ties it together: it validates a block against its parent (hash links, proposer
@@ -21,9 +22,14 @@ mod records;
 mod state;
 
 pub use chain::{BlockError, Chain, Committed, VerifiedBlock, VerifiedTx};
+pub use commitment::{EMPTY_ROOT, StateProof, StateProofError};
 pub use execute::{ExecutionContext, execute, passes_governance};
 pub use records::{
     Account, AnchorRecord, CareRelationship, MemberStatus, Organization, Proposal, RecordHead, RecordVersion,
     Registry, ValidatorSchedule, keys,
 };
-pub use state::{PreparedWrites, State, WriteSet};
+pub use state::{MemoryStore, PreparedWrites, State, StateStore, WriteSet};
+/// The state tree's node types, for stores that persist them.
+pub mod tree {
+    pub use jmt::storage::{Node, NodeKey};
+}

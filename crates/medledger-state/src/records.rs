@@ -31,6 +31,25 @@ pub mod keys {
     /// The validator schedule (one entry).
     pub const VALIDATORS: &[u8] = b"validators";
 
+    /// The kind of entry `key` holds (its prefix, or the singleton's name), to name an entry
+    /// without showing its key.
+    #[must_use]
+    pub fn kind_of(key: &[u8]) -> &'static str {
+        const KINDS: [(&[u8], &str); 10] = [
+            (ACCOUNT_PREFIX, "account"),
+            (ANCHOR_PREFIX, "anchor"),
+            (PATIENT_PREFIX, "patient index"),
+            (PROPOSAL_PREFIX, "proposal"),
+            (RECORD_VERSION_PREFIX, "record version"),
+            (RECORD_PREFIX, "record head"),
+            (CARE_PREFIX, "care relationship"),
+            (ORGANIZATIONS, "organisation registry"),
+            (PARAMETERS, "parameters"),
+            (VALIDATORS, "validator schedule"),
+        ];
+        KINDS.iter().find(|(prefix, _)| key.starts_with(prefix)).map_or("unknown kind", |(_, kind)| kind)
+    }
+
     /// The key of a member's account.
     #[must_use]
     pub fn account(public_key: &PublicKey) -> Vec<u8> {

@@ -152,13 +152,8 @@ impl Consortium {
 
     fn entries_except(&self, signer: &SigningKey) -> Vec<(Vec<u8>, Vec<u8>)> {
         let signer_key = keys::account(&signer.public_key());
-        let mut entries: Vec<_> = self
-            .chain
-            .state()
-            .iter()
-            .filter(|(key, _)| *key != signer_key.as_slice())
-            .map(|(key, value)| (key.to_vec(), value.to_vec()))
-            .collect();
+        let mut entries: Vec<_> =
+            self.chain.state().scan(b"", None).filter(|(key, _)| *key != signer_key).collect();
         entries.sort();
         entries
     }

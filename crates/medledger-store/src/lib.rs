@@ -6,20 +6,33 @@
 //! index entries and its state changes are all on disk, and a crash at any moment leaves the
 //! store at the last committed block (redb's copy-on-write commit is atomic).
 //!
-//! [`Store::open`] checks the file's format version, reloads the state, and refuses to start
-//! unless the recomputed state root equals the root in the last block's header.
+//! The state is read where it lies: [`Store::snapshot`] is a consistent view of the committed
+//! entries and state-tree nodes (a redb read transaction), so opening a store costs the same at
+//! any chain length. [`Store::open`] checks the file's format version and refuses to start
+//! unless the stored tree's root equals the root in the last block's header.
+
+mod snapshot;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use snapshot::StoreSnapshot;
 
 use medledger_crypto::{Digest, PublicKey};
-use medledger_state::{BlockError, Chain, State, VerifiedBlock};
+use medledger_state::{BlockError, Chain, PreparedWrites, State, VerifiedBlock};
 use medledger_types::{
     Block, BlockHeader, Decode, DecodeError, Encode, Genesis, GenesisError, Receipt, TxId,
 };
 use redb::{Database, Durability, ReadOnlyDatabase, ReadableDatabase, ReadableTable};
 
-/// Version of the on-disk layout below; bumped on any incompatible change.
-pub const FORMAT_VERSION: u32 = 2;
+/// Version of the on-disk layout below; bumped on any incompatible change. Version 3 commits to
+/// the state with the state tree (ADR 0001); version 2 chains, whose headers carry bucket
+/// commitments, start again from a new genesis (docs/operators.md).
+pub const FORMAT_VERSION: u32 = 3;
+
+/// Default size of redb's page cache for `chain.redb`: the upper levels of the state tree and
+/// the hot entries stay in it. redb's own default (1 GiB) would be most of a node's memory.
+pub const DEFAULT_CACHE_BYTES: usize = 256 << 20;
 
 /// File name of the database inside a data directory.
 pub const DATABASE_FILE: &str = "chain.redb";
@@ -41,8 +54,11 @@ pub mod tables {
     pub const RECEIPTS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("receipts");
     /// Transaction id → (height, index in block) of its first inclusion.
     pub const TX_INDEX: TableDefinition<'_, [u8; 32], (u64, u32)> = TableDefinition::new("tx_index");
-    /// State key → value.
+    /// State key → value, at the committed version.
     pub const STATE: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("state");
+    /// State-tree node key → node (both Borsh, as the `jmt` crate encodes them): the nodes
+    /// reachable from the committed version's root. Retired nodes are deleted as they retire.
+    pub const STATE_NODES: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("state_nodes");
     /// Display names of member keys: this node's own directory, never on chain nor replicated.
     pub const DIRECTORY: TableDefinition<'_, [u8; 32], &str> = TableDefinition::new("directory");
     /// Height → the consensus finalization certificate that made that block final (opaque
@@ -52,7 +68,8 @@ pub mod tables {
 }
 
 use tables::{
-    BLOCK_HASHES, BLOCK_HEIGHTS, BLOCKS, DIRECTORY, FINALIZATIONS, META, RECEIPTS, STATE, TX_INDEX,
+    BLOCK_HASHES, BLOCK_HEIGHTS, BLOCKS, DIRECTORY, FINALIZATIONS, META, RECEIPTS, STATE, STATE_NODES,
+    TX_INDEX,
 };
 
 const META_FORMAT_VERSION: &str = "format_version";
@@ -71,7 +88,10 @@ pub enum StoreError {
     #[error("{0} is in use by another process (a running node?); stop it or ask the node with --node")]
     InUse(PathBuf),
     /// The file was written by an incompatible version.
-    #[error("store format version {found}, but this medledger reads version {FORMAT_VERSION}")]
+    #[error(
+        "store format version {found}, but this medledger reads version {FORMAT_VERSION}{}",
+        if *found < FORMAT_VERSION { " (a chain from before the state tree: see \"Store format\" in docs/operators.md)" } else { "" }
+    )]
     FormatVersion {
         /// The version in the file.
         found: u32,
@@ -154,17 +174,16 @@ impl Store<Database> {
         if path.exists() {
             return Err(StoreError::AlreadyInitialized(data_dir.to_owned()));
         }
-        let db = Database::create(&path).map_err(|error| open_error(&path, error))?;
-        let chain = Chain::from_genesis(genesis.clone());
+        let db = database_builder().create(&path).map_err(|error| open_error(&path, error))?;
+        let mut chain = Chain::from_genesis(genesis.clone());
         let mut txn = db.begin_write().map_err(db_error)?;
         txn.set_durability(Durability::Immediate).map_err(db_error)?;
         {
             let mut meta = txn.open_table(META).map_err(db_error)?;
             meta.insert(META_FORMAT_VERSION, FORMAT_VERSION.to_be_bytes().as_slice()).map_err(db_error)?;
             meta.insert(META_GENESIS, genesis.encode().as_slice()).map_err(db_error)?;
-            let mut state = txn.open_table(STATE).map_err(db_error)?;
-            for (key, value) in chain.state().iter() {
-                state.insert(key, value).map_err(db_error)?;
+            for version in chain.state().uncommitted() {
+                write_state(&txn, version)?;
             }
             for table in [BLOCKS, RECEIPTS] {
                 txn.open_table(table).map_err(db_error)?;
@@ -176,7 +195,9 @@ impl Store<Database> {
             txn.open_table(FINALIZATIONS).map_err(db_error)?;
         }
         txn.commit().map_err(db_error)?;
-        Ok((Self { db, path }, chain))
+        let store = Self { db, path };
+        chain.rebase(store.snapshot()?);
+        Ok((store, chain))
     }
 
     /// Opens the chain in `data_dir`, reloads its state and checks it against the last block.
@@ -185,7 +206,7 @@ impl Store<Database> {
         if !path.exists() {
             return Err(StoreError::NotInitialized(data_dir.to_owned()));
         }
-        let db = Database::open(&path).map_err(|error| open_error(&path, error))?;
+        let db = database_builder().open(&path).map_err(|error| open_error(&path, error))?;
         let store = Self { db, path };
         let chain = store.load_chain()?;
         Ok((store, chain))
@@ -251,16 +272,39 @@ impl Store<Database> {
                     .insert(height, finalization)
                     .map_err(db_error)?;
             }
-            let mut state = txn.open_table(STATE).map_err(db_error)?;
-            for (key, value) in verified.write_set().iter() {
-                match value {
-                    Some(value) => state.insert(key, value).map_err(db_error)?,
-                    None => state.remove(key).map_err(db_error)?,
-                };
-            }
         }
+        write_state(&txn, verified.prepared())?;
         txn.commit().map_err(db_error)
     }
+}
+
+/// The page cache bound, set on every open: redb would otherwise take 1 GiB.
+fn database_builder() -> redb::Builder {
+    let mut builder = Database::builder();
+    builder.set_cache_size(DEFAULT_CACHE_BYTES);
+    builder
+}
+
+/// Writes one state version: its entries, its new tree nodes, and the deletion of the nodes
+/// it retires.
+fn write_state(txn: &redb::WriteTransaction, version: &PreparedWrites) -> Result<(), StoreError> {
+    let mut state = txn.open_table(STATE).map_err(db_error)?;
+    for (key, value) in version.write_set().iter() {
+        match value {
+            Some(value) => state.insert(key, value).map_err(db_error)?,
+            None => state.remove(key).map_err(db_error)?,
+        };
+    }
+    let mut nodes = txn.open_table(STATE_NODES).map_err(db_error)?;
+    for stale in version.stale_nodes() {
+        nodes.remove(snapshot::encode_node_key(stale).as_slice()).map_err(db_error)?;
+    }
+    for (key, node) in version.new_nodes() {
+        nodes
+            .insert(snapshot::encode_node_key(key).as_slice(), snapshot::encode_node(node).as_slice())
+            .map_err(db_error)?;
+    }
+    Ok(())
 }
 
 impl Store<ReadOnlyDatabase> {
@@ -309,17 +353,11 @@ impl<D: ReadableDatabase> Store<D> {
         }
     }
 
-    /// Rebuilds the chain at the stored head, checking the state root against the head.
+    /// The chain at the stored head, over the stored state, checked against the head's roots.
     pub fn load_chain(&self) -> Result<Chain, StoreError> {
         self.check_format_version()?;
         let genesis = self.genesis()?;
         let txn = self.db.begin_read().map_err(db_error)?;
-        let state_table = txn.open_table(STATE).map_err(db_error)?;
-        let entries = state_table.iter().map_err(db_error)?.map(|entry| {
-            let (key, value) = entry.map_err(db_error)?;
-            Ok((key.value().to_vec(), value.value().to_vec()))
-        });
-        let state = State::from_entries(entries.collect::<Result<Vec<_>, StoreError>>()?);
         let hashes_table = txn.open_table(BLOCK_HASHES).map_err(db_error)?;
         let hashes = hashes_table
             .iter()
@@ -330,7 +368,16 @@ impl<D: ReadableDatabase> Store<D> {
             0 => None,
             height => Some(self.header(height)?),
         };
+        let state = State::new(self.snapshot()?);
         Chain::restore(genesis, state, head, hashes).map_err(StoreError::StateMismatch)
+    }
+
+    /// A consistent view of the committed state, for execution and proofs. Later commits do not
+    /// change it; hold it only as long as needed, since redb keeps its pages until it is dropped.
+    pub fn snapshot(&self) -> Result<Arc<StoreSnapshot>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_error)?;
+        let height = last_height(&txn)?;
+        Ok(Arc::new(StoreSnapshot::new(&txn, height)?))
     }
 
     /// The chain's genesis.
@@ -344,9 +391,7 @@ impl<D: ReadableDatabase> Store<D> {
 
     /// Height of the last committed block (0 if none).
     pub fn height(&self) -> Result<u64, StoreError> {
-        let txn = self.db.begin_read().map_err(db_error)?;
-        let hashes = txn.open_table(BLOCK_HASHES).map_err(db_error)?;
-        Ok(hashes.last().map_err(db_error)?.map_or(0, |(height, _)| height.value()))
+        last_height(&self.db.begin_read().map_err(db_error)?)
     }
 
     /// The canonical bytes of the block at `height`.
@@ -435,4 +480,9 @@ impl<D: ReadableDatabase> Store<D> {
         let directory = txn.open_table(DIRECTORY).map_err(db_error)?;
         Ok(directory.get(key.as_bytes()).map_err(db_error)?.map(|name| name.value().to_owned()))
     }
+}
+
+fn last_height(txn: &redb::ReadTransaction) -> Result<u64, StoreError> {
+    let hashes = txn.open_table(BLOCK_HASHES).map_err(db_error)?;
+    Ok(hashes.last().map_err(db_error)?.map_or(0, |(height, _)| height.value()))
 }

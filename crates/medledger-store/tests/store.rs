@@ -98,22 +98,38 @@ fn open_rejects_another_format_version() {
 }
 
 #[test]
-fn open_rejects_a_state_that_does_not_match_the_last_block() {
+fn open_rejects_a_state_tree_that_does_not_match_the_last_block() {
     let dir = tempfile::tempdir().expect("temp dir");
     drop(chain_with_blocks(dir.path(), 2));
     {
         let db = redb::Database::open(database_path(dir.path())).expect("open");
-        let key = {
+        // The root node of version 2 (block 2) has the shortest key among the nodes of that
+        // version (keys start with the version, big-endian, then the path); swap in another node.
+        let (root_key, other_node) = {
             let read = db.begin_read().expect("read");
-            let state = read.open_table(tables::STATE).expect("state");
-            let (key, _) = state.first().expect("read").expect("an entry");
-            key.value().to_vec()
+            let nodes = read.open_table(tables::STATE_NODES).expect("state nodes");
+            let version = 2u64.to_be_bytes();
+            let root_key = nodes
+                .range(version.as_slice()..)
+                .expect("range")
+                .map(|entry| entry.expect("read").0.value().to_vec())
+                .take_while(|key| key.starts_with(&version))
+                .min_by_key(Vec::len)
+                .expect("version 2 has a root");
+            let other = nodes
+                .iter()
+                .expect("iter")
+                .map(|entry| entry.expect("read"))
+                .find(|(key, _)| key.value() != root_key.as_slice())
+                .map(|(_, node)| node.value().to_vec())
+                .expect("more than one node");
+            (root_key, other)
         };
         let write = db.begin_write().expect("write");
         write
-            .open_table(tables::STATE)
-            .expect("state")
-            .insert(key.as_slice(), b"tampered".as_slice())
+            .open_table(tables::STATE_NODES)
+            .expect("state nodes")
+            .insert(root_key.as_slice(), other_node.as_slice())
             .expect("insert");
         write.commit().expect("commit");
     }
@@ -122,7 +138,7 @@ fn open_rejects_a_state_that_does_not_match_the_last_block() {
             assert!(error.to_string().contains("state root mismatch"), "{error}");
         }
         Err(other) => panic!("expected a state mismatch, got {other}"),
-        Ok(_) => panic!("a tampered state must not open"),
+        Ok(_) => panic!("a tampered state tree must not open"),
     }
 }
 

@@ -41,4 +41,6 @@ pub mod tags {
     pub const GENESIS: &[u8] = b"medledger/genesis/v1";
     /// Hash of one state entry (key and value) in the state commitment.
     pub const STATE_ENTRY: &[u8] = b"medledger/state-entry/v1";
+    /// Path of a state key in the state tree: the tree is keyed by this hash of the key.
+    pub const STATE_KEY: &[u8] = b"medledger/state-key/v1";
 }

@@ -35,7 +35,7 @@ impl Overlay<'_> {
     fn get(&self, key: &[u8]) -> Option<Cow<'_, [u8]>> {
         match self.writes.get(key) {
             Some(value) => Some(Cow::Borrowed(value)),
-            None => self.base.get(key).map(Cow::Borrowed),
+            None => self.base.get(key).map(Cow::Owned),
         }
     }
 
@@ -101,7 +101,7 @@ pub fn execute<'t>(
 ) -> (Vec<Receipt>, WriteSet) {
     let registry = state
         .get(keys::ORGANIZATIONS)
-        .map(|bytes| Registry::decode(bytes).expect("the registry in state is canonical"))
+        .map(|bytes| Registry::decode(&bytes).expect("the registry in state is canonical"))
         .expect("the registry is written at genesis");
     let mut overlay = Overlay { base: state, writes: BTreeMap::new(), registry };
     promote_validators(&mut overlay, context.height);
