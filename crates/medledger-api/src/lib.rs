@@ -19,7 +19,7 @@ use medledger_records::Records;
 use tokio::net::TcpListener;
 
 pub use problem::{PROBLEM_JSON, Problem};
-pub use routes::{MAX_BATCH_TXS, router};
+pub use routes::{MAX_BATCH_TXS, StateProofView, router};
 
 /// Serves the API on `listener` until `shutdown` completes.
 pub async fn serve(

@@ -552,21 +552,25 @@ struct StateProofQuery {
     key: String,
 }
 
-/// A state key's value, or its absence, proven against the head's state root.
-#[derive(Debug, Serialize)]
-struct StateProofView {
-    height: u64,
-    block_hash: Digest,
-    state_root: Digest,
+/// A state key's value, or its absence, proven against the head's state root: the answer of
+/// `GET /v1/state/proof`, which `medledger verify --state-proof` reads back.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StateProofView {
+    /// Height of the head proven against.
+    pub height: u64,
+    /// Its hash.
+    pub block_hash: Digest,
+    /// Its state root.
+    pub state_root: Digest,
     /// The canonical header bytes, hex: its hash is `block_hash`, its `state_root` the root.
-    header: String,
+    pub header: String,
     /// The key, hex.
-    key: String,
-    /// The value, hex; `null` when the key is absent.
-    value: Option<String>,
+    pub key: String,
+    /// The value, hex; `None` when the key is absent.
+    pub value: Option<String>,
     /// The state-tree path from the key's leaf (or the gap where it would be) to the root,
     /// hex of its Borsh encoding.
-    proof: String,
+    pub proof: String,
 }
 
 async fn get_state_proof(

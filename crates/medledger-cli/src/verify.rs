@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use medledger_api::StateProofView;
 use medledger_crypto::Digest;
 use medledger_state::{StateProof, StateStore, keys};
 use medledger_store::{ReadOnlyStore, Store, StoreSnapshot};
@@ -176,23 +177,11 @@ fn compare_states(stored: &dyn StateStore, replayed: &dyn StateStore) -> Result<
     unreachable!("the loop returns when both states end")
 }
 
-/// A state proof as `GET /v1/state/proof` answers it.
-#[derive(Deserialize)]
-struct StateProofFile {
-    height: u64,
-    block_hash: Digest,
-    state_root: Digest,
-    header: String,
-    key: String,
-    value: Option<String>,
-    proof: String,
-}
-
 /// Checks a saved state proof: the header hashes to the block named, and the proof leads from
 /// the key and value (or the key's absence) to the header's state root.
 fn check_state_proof(path: &Path, expected_block: Option<Digest>) -> Result<(), CliError> {
     let text = std::fs::read_to_string(path).map_err(CliError::io(path))?;
-    let file: StateProofFile = serde_json::from_str(&text)
+    let file: StateProofView = serde_json::from_str(&text)
         .map_err(|error| CliError::Config(format!("{}: not a state proof: {error}", path.display())))?;
     let fail = |reason: String| CliError::Verification { height: file.height, reason };
     let hex_field =

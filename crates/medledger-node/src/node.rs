@@ -1,7 +1,7 @@
 //! The node service.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -170,6 +170,10 @@ pub enum NodeError {
     #[error("invalid node configuration: {0}")]
     Config(String),
 }
+
+/// Blocks built ahead of the last durable one: one executes while the previous one commits.
+/// More would only queue, and would widen the window of work a crash throws away.
+const COMMIT_PIPELINE_DEPTH: usize = 1;
 
 /// A snapshot of the node's view of the chain.
 #[derive(Debug, Clone, Serialize)]
@@ -721,19 +725,68 @@ impl Node {
     /// Produces blocks until `stop` is set: a block whenever a full block is pending, and at
     /// least every `block_interval_ms` while anything is pending.
     pub fn run_producer(&self, stop: &AtomicBool) -> Result<(), NodeError> {
+        // Two stages: this thread executes block N + 1 on top of block N while a committer
+        // thread makes block N durable. A block becomes visible (API, mempool pruning) only once
+        // it is on disk, as with `produce_block`.
+        let in_flight = AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            let (sender, receiver) = std::sync::mpsc::sync_channel::<VerifiedBlock>(COMMIT_PIPELINE_DEPTH);
+            let committer = std::thread::Builder::new()
+                .name("block-committer".into())
+                .spawn_scoped(scope, || -> Result<(), StoreError> {
+                    for verified in receiver {
+                        let transactions = verified.block().transactions.len();
+                        let _producing = self.producing.lock().expect("producer lock poisoned");
+                        self.commit_block(verified, None)?;
+                        in_flight.fetch_sub(transactions, Ordering::AcqRel);
+                    }
+                    Ok(())
+                })
+                .expect("spawning the committer thread");
+            let produced = self.produce_until(stop, &sender, &in_flight);
+            drop(sender);
+            let committed = committer.join().expect("the committer thread does not panic");
+            committed?;
+            produced
+        })
+    }
+
+    /// The executing stage of [`Node::run_producer`]: builds each block on the last one built
+    /// (its state a layer in memory until the committer has written it) and hands it over.
+    fn produce_until(
+        &self,
+        stop: &AtomicBool,
+        committer: &std::sync::mpsc::SyncSender<VerifiedBlock>,
+        in_flight: &AtomicUsize,
+    ) -> Result<(), NodeError> {
         let interval = Duration::from_millis(self.config.block_interval_ms);
+        let mut tip = self.with_chain(Chain::clone);
         while !stop.load(Ordering::Acquire) {
-            if !self.is_sole_validator() {
-                return Err(NodeError::NotSoleValidator { height: self.with_chain(Chain::height) + 1 });
+            if tip.validators_at(tip.height() + 1) != [self.key.public_key()] {
+                return Err(NodeError::NotSoleValidator { height: tip.height() + 1 });
             }
             {
                 let mempool = self.mempool.lock().expect("mempool lock poisoned");
-                if mempool.len() < self.config.max_block_txs {
+                // Transactions of blocks being committed are still in the mempool: not pending.
+                if mempool.len().saturating_sub(in_flight.load(Ordering::Acquire)) < self.config.max_block_txs
+                {
                     let _woken =
                         self.block_ready.wait_timeout(mempool, interval).expect("mempool lock poisoned");
                 }
             }
-            self.produce_block()?;
+            // Read what the committer has made durable from disk, not from the tip's layers.
+            tip.rebase(self.store.snapshot()?);
+            let selected = self.select(&tip);
+            if selected.is_empty() {
+                continue;
+            }
+            let verified = tip.build(&selected, now_ms(), &self.key);
+            tip.commit(verified.clone());
+            in_flight.fetch_add(selected.len(), Ordering::AcqRel);
+            if committer.send(verified).is_err() {
+                // The committer stopped on a store error, which `run_producer` returns.
+                break;
+            }
         }
         Ok(())
     }

@@ -209,10 +209,8 @@ impl State {
     #[must_use]
     pub fn prepare(&self, writes: WriteSet) -> PreparedWrites {
         let version = self.version().map_or(0, |version| version + 1);
-        let value_set = writes.iter().map(|(key, value)| (key_path(key), value.map(<[u8]>::to_vec)));
-        let (root, batch) = Tree::new(self)
-            .put_value_set(value_set, version)
-            .unwrap_or_else(|error| panic!("the state tree is missing a node it committed: {error:#}"));
+        let deletes = writes.iter().any(|(_, value)| value.is_none());
+        let (root, batch) = self.update_tree(&writes, version, TreeUpdate::choose(&writes, deletes));
         let mut stale: Vec<NodeKey> =
             batch.stale_node_index_batch.iter().map(|index| index.node_key.clone()).collect();
         if let Some(previous) = version.checked_sub(1) {
@@ -229,6 +227,33 @@ impl State {
             batch,
             stale,
         }))
+    }
+
+    /// The tree's new root and nodes after `writes`, by `algorithm`. Both algorithms give the
+    /// same tree; the batch one, which the tree offers for puts only, builds each touched node
+    /// once instead of walking from the root for every key.
+    fn update_tree(
+        &self,
+        writes: &WriteSet,
+        version: u64,
+        algorithm: TreeUpdate,
+    ) -> (jmt::RootHash, TreeUpdateBatch) {
+        let tree = Tree::new(self);
+        let updated = match algorithm {
+            TreeUpdate::KeyByKey => tree.put_value_set(
+                writes.iter().map(|(key, value)| (key_path(key), value.map(<[u8]>::to_vec))),
+                version,
+            ),
+            TreeUpdate::Batch => {
+                let values = writes
+                    .iter()
+                    .map(|(key, value)| (key_path(key), value.expect("the batch update only puts").to_vec()))
+                    .collect();
+                tree.batch_put_value_sets(vec![values], None, version)
+                    .map(|(mut roots, batch)| (roots.pop().expect("one value set, one root"), batch))
+            }
+        };
+        updated.unwrap_or_else(|error| panic!("the state tree is missing a node it committed: {error:#}"))
     }
 
     /// Makes prepared writes the state's next version. They must have been prepared against
@@ -280,6 +305,21 @@ impl State {
             .unwrap_or_else(|error| panic!("the state tree is missing a node it committed: {error:#}"));
         debug_assert_eq!(proven, value, "the tree and the entries agree");
         StateProof::new(key.to_vec(), value, proof)
+    }
+}
+
+/// How [`State::prepare`] updates the tree.
+#[derive(Clone, Copy, Debug)]
+enum TreeUpdate {
+    /// One walk from the root per key: handles deletes and empty write sets.
+    KeyByKey,
+    /// Bottom-up over the sorted keys: puts only, at least one.
+    Batch,
+}
+
+impl TreeUpdate {
+    fn choose(writes: &WriteSet, deletes: bool) -> Self {
+        if writes.is_empty() || deletes { Self::KeyByKey } else { Self::Batch }
     }
 }
 
@@ -460,5 +500,54 @@ impl StateStore for MemoryStore {
                 .take_while(move |(key, _)| key.starts_with(prefix))
                 .map(|(key, value)| (key.clone(), value.clone())),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn splitmix(state: &mut u64) -> u64 {
+        *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = *state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Applies `writes` with `algorithm` to a copy of `state`'s store and returns the new root
+    /// and the nodes the version adds and retires.
+    fn apply(
+        state: &State,
+        writes: &WriteSet,
+        algorithm: TreeUpdate,
+    ) -> (Digest, Vec<(NodeKey, Node)>, Vec<NodeKey>) {
+        let version = state.version().map_or(0, |version| version + 1);
+        let (root, batch) = state.update_tree(writes, version, algorithm);
+        let nodes = batch.node_batch.nodes().iter().map(|(key, node)| (key.clone(), node.clone())).collect();
+        let stale = batch.stale_node_index_batch.iter().map(|index| index.node_key.clone()).collect();
+        (Digest(root.0), nodes, stale)
+    }
+
+    #[test]
+    fn the_batch_update_builds_the_same_tree_as_key_by_key() {
+        for seed in 1..=32u64 {
+            let mut rng = seed;
+            let mut state = State::empty();
+            for _ in 0..12 {
+                let mut writes = WriteSet::default();
+                for _ in 0..1 + splitmix(&mut rng) % 40 {
+                    let key = format!("entry/{}", splitmix(&mut rng) % 200).into_bytes();
+                    writes.put(key, splitmix(&mut rng).to_be_bytes().to_vec());
+                }
+                let key_by_key = apply(&state, &writes, TreeUpdate::KeyByKey);
+                let batch = apply(&state, &writes, TreeUpdate::Batch);
+                assert_eq!(key_by_key.0, batch.0, "seed {seed}: root");
+                assert_eq!(key_by_key.1, batch.1, "seed {seed}: new nodes");
+                assert_eq!(key_by_key.2, batch.2, "seed {seed}: retired nodes");
+                let prepared = state.prepare(writes);
+                state.commit(prepared);
+            }
+        }
     }
 }

@@ -56,9 +56,13 @@ pub mod tables {
     pub const TX_INDEX: TableDefinition<'_, [u8; 32], (u64, u32)> = TableDefinition::new("tx_index");
     /// State key → value, at the committed version.
     pub const STATE: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("state");
-    /// State-tree node key → node (both Borsh, as the `jmt` crate encodes them): the nodes
-    /// reachable from the committed version's root. Retired nodes are deleted as they retire.
+    /// State-tree node key (version big-endian, then the Borsh path) → node (Borsh, as the
+    /// `jmt` crate encodes it): the nodes reachable from the committed version's root, plus
+    /// those retired since the last pruning.
     pub const STATE_NODES: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("state_nodes");
+    /// Retiring version (big-endian) ‖ node key → nothing: tree nodes no longer reachable,
+    /// deleted from `state_nodes` in one sorted pass every `PRUNE_INTERVAL_VERSIONS` versions.
+    pub const STATE_RETIRED: TableDefinition<'_, &[u8], ()> = TableDefinition::new("state_retired");
     /// Display names of member keys: this node's own directory, never on chain nor replicated.
     pub const DIRECTORY: TableDefinition<'_, [u8; 32], &str> = TableDefinition::new("directory");
     /// Height → the consensus finalization certificate that made that block final (opaque
@@ -69,7 +73,7 @@ pub mod tables {
 
 use tables::{
     BLOCK_HASHES, BLOCK_HEIGHTS, BLOCKS, DIRECTORY, FINALIZATIONS, META, RECEIPTS, STATE, STATE_NODES,
-    TX_INDEX,
+    STATE_RETIRED, TX_INDEX,
 };
 
 const META_FORMAT_VERSION: &str = "format_version";
@@ -285,8 +289,14 @@ fn database_builder() -> redb::Builder {
     builder
 }
 
-/// Writes one state version: its entries, its new tree nodes, and the deletion of the nodes
-/// it retires.
+/// Retired tree nodes are deleted every this many versions, in one pass sorted by node key.
+/// Deleting them in the commit that retires them rewrites a page at a random place for almost
+/// every node (they sit with the version that wrote them); a sorted pass over many versions
+/// rewrites each page once. The price is disk: up to this many versions of retired nodes.
+pub const PRUNE_INTERVAL_VERSIONS: u64 = 16;
+
+/// Writes one state version: its entries, its new tree nodes, and the nodes it retires; every
+/// [`PRUNE_INTERVAL_VERSIONS`] versions, deletes the retired nodes.
 fn write_state(txn: &redb::WriteTransaction, version: &PreparedWrites) -> Result<(), StoreError> {
     let mut state = txn.open_table(STATE).map_err(db_error)?;
     for (key, value) in version.write_set().iter() {
@@ -296,14 +306,43 @@ fn write_state(txn: &redb::WriteTransaction, version: &PreparedWrites) -> Result
         };
     }
     let mut nodes = txn.open_table(STATE_NODES).map_err(db_error)?;
-    for stale in version.stale_nodes() {
-        nodes.remove(snapshot::encode_node_key(stale).as_slice()).map_err(db_error)?;
-    }
     for (key, node) in version.new_nodes() {
         nodes
             .insert(snapshot::encode_node_key(key).as_slice(), snapshot::encode_node(node).as_slice())
             .map_err(db_error)?;
     }
+    {
+        let mut retired = txn.open_table(STATE_RETIRED).map_err(db_error)?;
+        let prefix = version.version().to_be_bytes();
+        for node in version.stale_nodes() {
+            let key = [prefix.as_slice(), &snapshot::encode_node_key(node)].concat();
+            retired.insert(key.as_slice(), ()).map_err(db_error)?;
+        }
+    }
+    if (version.version() + 1).is_multiple_of(PRUNE_INTERVAL_VERSIONS) {
+        prune_retired(txn, &mut nodes)?;
+    }
+    Ok(())
+}
+
+/// Deletes every retired node, in node-key order, and empties the retired list.
+fn prune_retired(
+    txn: &redb::WriteTransaction,
+    nodes: &mut redb::Table<'_, &'static [u8], &'static [u8]>,
+) -> Result<(), StoreError> {
+    let mut keys: Vec<Vec<u8>> = {
+        let retired = txn.open_table(STATE_RETIRED).map_err(db_error)?;
+        retired
+            .iter()
+            .map_err(db_error)?
+            .map(|entry| entry.map(|(key, _)| key.value()[8..].to_vec()).map_err(db_error))
+            .collect::<Result<_, _>>()?
+    };
+    keys.sort_unstable();
+    for key in &keys {
+        nodes.remove(key.as_slice()).map_err(db_error)?;
+    }
+    txn.delete_table(STATE_RETIRED).map_err(db_error)?;
     Ok(())
 }
 

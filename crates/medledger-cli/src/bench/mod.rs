@@ -16,6 +16,7 @@ use crate::{Cli, CliError};
 
 mod cluster;
 mod fhir;
+mod scale;
 
 /// Longest an ingest run may take before it gives up: every benchmark stops by itself.
 const MAX_INGEST_DURATION: Duration = Duration::from_secs(600);
@@ -30,6 +31,9 @@ pub enum BenchCommand {
     Cluster(cluster::ClusterArgs),
     /// Creates and reads of a 2 KiB Observation through a running node's FHIR API.
     Fhir(fhir::FhirArgs),
+    /// A long ingest (10 M transactions by default) that reports rate, memory, store size per
+    /// transaction and start-up time at every million.
+    Scale(scale::ScaleArgs),
 }
 
 #[derive(Debug, Args)]
@@ -62,7 +66,22 @@ pub fn run(cli: &Cli, command: &BenchCommand) -> Result<(), CliError> {
         BenchCommand::Ingest(args) => ingest(cli, args),
         BenchCommand::Cluster(args) => cluster::run(args),
         BenchCommand::Fhir(args) => fhir::run(cli, args),
+        BenchCommand::Scale(args) => scale::run(cli, args),
     }
+}
+
+/// Where reports go: `target/bench/NAME.json` under the current directory.
+const REPORT_DIRECTORY: &str = "target/bench";
+
+/// Writes a benchmark's results as JSON beside the printed table, and says where.
+pub(crate) fn write_report(name: &str, report: &serde_json::Value) -> Result<(), CliError> {
+    let directory = std::path::Path::new(REPORT_DIRECTORY);
+    std::fs::create_dir_all(directory).map_err(CliError::io(directory))?;
+    let path = directory.join(format!("{name}.json"));
+    let text = serde_json::to_string_pretty(report).expect("reports serialise");
+    std::fs::write(&path, text + "\n").map_err(CliError::io(&path))?;
+    println!("report: {}", path.display());
+    Ok(())
 }
 
 /// The nearest-rank percentile (`per_mille` thousandths) of sorted latencies, in milliseconds.
@@ -121,7 +140,7 @@ fn ingest(cli: &Cli, args: &IngestArgs) -> Result<(), CliError> {
     let committed = std::thread::scope(|scope| {
         for txs in per_thread {
             let node = Arc::clone(&node);
-            scope.spawn(move || submit_all(&node, txs, args.batch, started));
+            scope.spawn(move || submit_all(&node, &txs, args.batch, started));
         }
         watch_commits(&node, args.txs, started)
     });
@@ -193,14 +212,19 @@ fn sign_transactions(args: &IngestArgs, chain_id: &ChainId, signers: &[SigningKe
 }
 
 /// Submits in batches, retrying (bounded in time) while the mempool is full.
-fn submit_all(node: &Node, txs: Vec<Transaction>, batch: usize, started: Instant) {
-    let mut pending: Vec<Transaction> = txs;
-    pending.reverse();
-    while !pending.is_empty() && started.elapsed() < MAX_INGEST_DURATION {
-        let chunk: Vec<Transaction> = (0..batch).map_while(|_| pending.pop()).collect();
-        let results = node.submit_batch(chunk.clone());
+fn submit_all(node: &Node, txs: &[Transaction], batch: usize, started: Instant) {
+    let deadline = started + MAX_INGEST_DURATION;
+    for chunk in txs.chunks(batch) {
+        submit_retrying(node, chunk.to_vec(), deadline);
+    }
+}
+
+/// Submits a batch, resubmitting (bounded by `deadline`) what a full mempool turned away.
+pub(crate) fn submit_retrying(node: &Node, mut batch: Vec<Transaction>, deadline: Instant) {
+    while !batch.is_empty() && Instant::now() < deadline {
+        let results = node.submit_batch(batch.clone());
         let mut retry = Vec::new();
-        for (tx, result) in chunk.into_iter().zip(results) {
+        for (tx, result) in batch.into_iter().zip(results) {
             match result {
                 Ok(_) => {}
                 Err(SubmitError::MempoolFull { .. }) => retry.push(tx),
@@ -208,9 +232,9 @@ fn submit_all(node: &Node, txs: Vec<Transaction>, batch: usize, started: Instant
             }
         }
         if !retry.is_empty() {
-            pending.extend(retry.into_iter().rev());
             std::thread::sleep(Duration::from_millis(2));
         }
+        batch = retry;
     }
 }
 
