@@ -655,7 +655,8 @@ impl Node {
         Ok(Some(TxStatus::Committed { height, index, receipt }))
     }
 
-    /// Builds, commits and publishes one block from pending transactions, if any.
+    /// Builds, commits and publishes one block from pending transactions, if any. Not while
+    /// [`Node::run_producer`] runs: its pipeline builds ahead of the head.
     pub fn produce_block(&self) -> Result<Option<Committed>, StoreError> {
         let _producing = self.producing.lock().expect("producer lock poisoned");
         let verified = {
