@@ -209,8 +209,7 @@ impl State {
     #[must_use]
     pub fn prepare(&self, writes: WriteSet) -> PreparedWrites {
         let version = self.version().map_or(0, |version| version + 1);
-        let deletes = writes.iter().any(|(_, value)| value.is_none());
-        let (root, batch) = self.update_tree(&writes, version, TreeUpdate::choose(&writes, deletes));
+        let (root, batch) = self.update_tree(&writes, version, TreeUpdate::choose(&writes));
         let mut stale: Vec<NodeKey> =
             batch.stale_node_index_batch.iter().map(|index| index.node_key.clone()).collect();
         if let Some(previous) = version.checked_sub(1) {
@@ -318,7 +317,8 @@ enum TreeUpdate {
 }
 
 impl TreeUpdate {
-    fn choose(writes: &WriteSet, deletes: bool) -> Self {
+    fn choose(writes: &WriteSet) -> Self {
+        let deletes = writes.iter().any(|(_, value)| value.is_none());
         if writes.is_empty() || deletes { Self::KeyByKey } else { Self::Batch }
     }
 }
