@@ -73,8 +73,7 @@ enum Command {
     /// Verify a whole chain: every hash link, signature, transaction root and state root.
     Verify(verify::VerifyArgs),
     /// Measure performance.
-    #[command(subcommand)]
-    Bench(bench::BenchCommand),
+    Bench(bench::BenchArgs),
 }
 
 /// What the user's command names as its chain.

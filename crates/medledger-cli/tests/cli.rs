@@ -367,34 +367,3 @@ fn a_plain_vault_key_is_sealed_in_place_and_then_needs_its_passphrase() {
     assert!(listening(&with), "the node starts with the passphrase");
     with.stop_cleanly("the node with its passphrase");
 }
-
-#[test]
-fn bench_scale_reports_every_checkpoint_with_a_reopen_and_proofs() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let data_dir = dir.path().join("chain");
-    let output = support::medledger()
-        .current_dir(dir.path())
-        .args(["--data-dir", path_str(&data_dir), "bench", "scale", "--txs", "3000", "--checkpoint", "1000"])
-        .args(["--signers", "20", "--block-txs", "400"])
-        .output()
-        .expect("running medledger");
-    let stdout = stdout_of(&output);
-    let rows: Vec<&str> =
-        stdout.lines().filter(|line| line.trim_start().starts_with(char::is_numeric)).collect();
-    assert_eq!(rows.len(), 3, "one row per checkpoint: {stdout}");
-    let report: Value = serde_json::from_slice(
-        &std::fs::read(dir.path().join("target/bench/scale.json")).expect("the JSON report"),
-    )
-    .expect("JSON");
-    let checkpoints = report["checkpoints"].as_array().expect("checkpoints");
-    let counts: Vec<u64> =
-        checkpoints.iter().map(|row| row["transactions"].as_u64().expect("count")).collect();
-    assert_eq!(counts, [1000, 2000, 3000]);
-    for row in checkpoints {
-        assert!(row["store_bytes"].as_u64().expect("bytes") > 0);
-        assert!(row["proof_verify_us"]["p50"].as_f64().is_some());
-    }
-    // The store the bench wrote is a chain like any other: it verifies from genesis.
-    let verified = stdout_of(&run(&["verify", "--data-dir", path_str(&data_dir)]));
-    assert!(verified.contains("and 3000 transactions"), "{verified}");
-}

@@ -18,7 +18,9 @@ const STDOUT_CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
 fn sigkill_during_ingest_never_loses_or_corrupts_committed_blocks() {
     for seed in 1..=SEEDS {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut ingest = Process::spawn(&[
+        // Run where its report (target/bench/ingest.json) lands in the temp dir, not the tree.
+        let mut command = support::medledger();
+        command.current_dir(dir.path()).args([
             "bench",
             "ingest",
             "--data-dir",
@@ -31,7 +33,9 @@ fn sigkill_during_ingest_never_loses_or_corrupts_committed_blocks() {
             "400",
             "--seed",
             &seed.to_string(),
+            "--print-commits",
         ]);
+        let mut ingest = Process::spawn_command(command);
         let first =
             ingest.wait_for_line(Duration::from_secs(120), |line| line.starts_with("committed height"));
         assert!(first.is_some(), "seed {seed}: ingest never committed a block");

@@ -8,15 +8,17 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use medledger_consensus::exchange::Exchange;
-use medledger_crypto::{SigningKey, sha256};
+use medledger_crypto::SigningKey;
 use medledger_node::{Node, NodeConfig, SubmitError};
 use medledger_store::Store;
 use medledger_types::{
-    ChainId, Genesis, GenesisMember, GenesisOrganization, Label, NodeAddress, NodeIdentity, OrgId, OrgKind,
-    Parameters, Payload, Role, Transaction, TxBody, TxId,
+    ChainId, Genesis, GenesisMember, GenesisOrganization, NodeAddress, NodeIdentity, OrgId, OrgKind,
+    Parameters, Role, Transaction, TxId,
 };
+use serde::Serialize;
 
-use super::{cpu_model, percentile_ms, seeded_key, verification_only_rate};
+use super::load::AnchorLoad;
+use super::{Machine, percentile_ms, progress_bar, seeded_key, write_report};
 use crate::CliError;
 use crate::run::Sequencer;
 
@@ -26,77 +28,100 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest the load may take to become final after the last submission.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The idle heartbeat during the bench: the warm-up sees the network finalize within a second.
+const WARM_UP_EMPTY_BLOCK_INTERVAL_MS: u64 = 200;
+
 /// Longest a whole run may offer load.
 const MAX_SECONDS: u64 = 300;
 
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 pub struct ClusterArgs {
     /// Validators (each its own store, consensus engine and p2p endpoint).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=16))]
-    nodes: u16,
+    pub nodes: u16,
     /// Offered load in transactions per second, spread over the validators.
     #[arg(long, default_value_t = 6_000)]
-    rate: u64,
+    pub rate: u64,
     /// How long the load is offered.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=MAX_SECONDS))]
-    seconds: u64,
+    pub seconds: u64,
     /// Distinct signing members.
     #[arg(long, default_value_t = 2_000)]
-    signers: usize,
+    pub signers: usize,
     /// Transactions per submission batch (one batch signature verification each).
     #[arg(long, default_value_t = 128)]
-    batch: usize,
+    pub batch: usize,
     /// Longest wait before pending transactions go into a proposal.
     #[arg(long, default_value_t = 50)]
-    block_interval_ms: u64,
+    pub block_interval_ms: u64,
     /// Most transactions per block.
     #[arg(long, default_value_t = 5_000)]
-    block_txs: usize,
+    pub block_txs: usize,
     /// Seed for keys and transactions.
     #[arg(long, default_value_t = 1)]
-    seed: u64,
+    pub seed: u64,
 }
 
 struct Validator {
     node: Arc<Node>,
     sequencer: Sequencer,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
-pub fn run(args: &ClusterArgs) -> Result<(), CliError> {
+/// What one cluster run measured.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub(crate) struct ClusterResult {
+    /// Transactions the validators accepted.
+    pub submitted: usize,
+    /// Of those, how many became final on the first validator.
+    pub finalized: usize,
+    /// Finalized transactions per second, from the first submission to the last finalization.
+    pub finalized_tx_per_s: f64,
+    /// Submit-to-finality latency percentiles, in milliseconds.
+    pub latency_p50_ms: f64,
+    pub latency_p99_ms: f64,
+    pub latency_max_ms: f64,
+    /// Peak resident memory of the process, all validators together.
+    pub peak_rss_bytes: u64,
+}
+
+pub fn run(args: &ClusterArgs) -> Result<ClusterResult, CliError> {
     if args.rate == 0 || args.batch == 0 || args.signers == 0 {
         return Err(CliError::Usage("--rate, --batch and --signers must be positive".into()));
     }
     let nodes = usize::from(args.nodes);
-    let chain_id = ChainId::new("medledger-bench-cluster").expect("valid chain id");
+    let load = AnchorLoad::new("medledger-bench-cluster", args.seed, args.signers);
     let node_keys: Vec<SigningKey> = (0..nodes).map(|index| seeded_key(args.seed, "node", index)).collect();
-    let signers: Vec<SigningKey> =
-        (0..args.signers).map(|index| seeded_key(args.seed, "signer", index)).collect();
-    let genesis = cluster_genesis(&chain_id, args.seed, &node_keys, &signers)?;
+    let genesis = cluster_genesis(load.chain_id(), args.seed, &node_keys, load.signers())?;
     let config = NodeConfig {
         block_interval_ms: args.block_interval_ms,
         max_block_txs: args.block_txs,
+        // The warm-up waits for empty blocks: a fast heartbeat, not the idle chain's minute.
+        empty_block_interval_ms: WARM_UP_EMPTY_BLOCK_INTERVAL_MS.max(args.block_interval_ms),
         ..NodeConfig::default()
     };
     let validators = start_validators(&genesis, node_keys, config)?;
     wait_connected(&validators)?;
 
-    let total =
-        usize::try_from(args.rate * args.seconds).map_err(|_| CliError::Usage("too much load".into()))?;
-    let streams = sign_streams(&chain_id, &signers, total, nodes, args.seed);
-    eprintln!("signed {total} transactions (not part of the measurement)");
-    let baseline = verification_only_rate(&streams, args.batch);
-
+    let total = args.rate * args.seconds;
     let (submitted, finalized) = std::thread::scope(|scope| {
         let watcher = scope.spawn(|| watch_finality(&validators[0].node, total));
-        let submitted = offer_load(&validators, streams, args);
+        let submitted = offer_load(&validators, &load, total, args);
         (submitted, watcher.join().expect("the watcher does not panic"))
     });
-    report(&submitted, &finalized, args, baseline);
+    let result = summarise(&submitted, &finalized);
+    let machine = Machine::measure(validators[0].dir.path())?;
     for validator in validators {
         validator.sequencer.stop()?;
     }
-    Ok(())
+    print(&result, args);
+    machine.print();
+    let parameters = serde_json::json!({
+        "nodes": args.nodes, "rate": args.rate, "seconds": args.seconds, "signers": args.signers,
+        "batch": args.batch, "block_interval_ms": args.block_interval_ms, "block_txs": args.block_txs,
+    });
+    write_report("cluster", args.seed, &parameters, &machine, &result)?;
+    Ok(result)
 }
 
 /// One hospital per validator; the signers are physicians spread over them.
@@ -159,7 +184,7 @@ fn start_validators(
             let (store, chain) = Store::create(dir.path(), genesis)?;
             let node = Arc::new(Node::new(store, chain, SigningKey::from_seed(&key.seed()), config)?);
             let sequencer = Sequencer::start(&node, &key, dir.path(), None, &Exchange::new())?;
-            Ok(Validator { node, sequencer, _dir: dir })
+            Ok(Validator { node, sequencer, dir })
         })
         .collect()
 }
@@ -181,45 +206,29 @@ fn wait_connected(validators: &[Validator]) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Pre-signed anchors, one stream per validator; each signer always goes to the same one.
-fn sign_streams(
-    chain_id: &ChainId,
-    signers: &[SigningKey],
-    total: usize,
-    nodes: usize,
-    seed: u64,
-) -> Vec<Vec<Transaction>> {
-    let mut streams: Vec<Vec<Transaction>> =
-        (0..nodes).map(|_| Vec::with_capacity(total / nodes + 1)).collect();
-    for index in 0..total {
-        let signer = index % signers.len();
-        let key = &signers[signer];
-        let nonce = (index / signers.len()) as u64;
-        let label = Label::new(format!("bench/{seed}/{index}")).expect("valid label");
-        let payload = Payload::Anchor { label, digest: sha256(&index.to_be_bytes()) };
-        let tx = TxBody { chain_id: chain_id.clone(), signer: key.public_key(), nonce, payload }.sign(key);
-        streams[signer % nodes].push(tx);
-    }
-    streams
-}
-
-/// Submits batches at the offered rate, rotating over the validators; returns each
+/// Offers `total` anchors at the offered rate in batches, signed just before they are sent,
+/// rotating over the validators (each signer always to the same one); returns each
 /// transaction's submission time.
 fn offer_load(
     validators: &[Validator],
-    streams: Vec<Vec<Transaction>>,
+    load: &AnchorLoad,
+    total: u64,
     args: &ClusterArgs,
 ) -> HashMap<TxId, Instant> {
+    let nodes = validators.len();
+    let mut streams: Vec<_> = (0..nodes)
+        .map(|validator| (0..total).filter(move |&index| load.signer_of(index) % nodes == validator))
+        .collect();
     let mut submitted = HashMap::new();
-    let mut streams: Vec<std::vec::IntoIter<Transaction>> = streams.into_iter().map(Vec::into_iter).collect();
+    let progress = progress_bar("offering", total);
     let started = Instant::now();
     let batch_interval = Duration::from_secs_f64(args.batch as f64 / args.rate as f64);
     let mut batch_index = 0u32;
     loop {
-        let target = validators.len();
         let mut any = false;
-        for (stream, validator) in streams.iter_mut().zip(validators).take(target) {
-            let chunk: Vec<Transaction> = stream.by_ref().take(args.batch).collect();
+        for (stream, validator) in streams.iter_mut().zip(validators) {
+            let chunk: Vec<Transaction> =
+                stream.by_ref().take(args.batch).map(|index| load.anchor(index)).collect();
             if chunk.is_empty() {
                 continue;
             }
@@ -231,8 +240,10 @@ fn offer_load(
             }
             batch_index += 1;
             submit(&validator.node, chunk, &mut submitted);
+            progress.set_position(submitted.len() as u64);
         }
         if !any {
+            progress.finish_and_clear();
             return submitted;
         }
     }
@@ -261,11 +272,11 @@ fn submit(node: &Node, mut chunk: Vec<Transaction>, submitted: &mut HashMap<TxId
 }
 
 /// Records when each transaction becomes final on the first validator.
-fn watch_finality(node: &Node, expected: usize) -> HashMap<TxId, Instant> {
-    let mut finalized = HashMap::with_capacity(expected);
+fn watch_finality(node: &Node, expected: u64) -> HashMap<TxId, Instant> {
+    let mut finalized = HashMap::with_capacity(usize::try_from(expected).unwrap_or(0));
     let mut seen_height = node.with_chain(medledger_state::Chain::height);
     let mut last_progress = Instant::now();
-    while finalized.len() < expected && last_progress.elapsed() < DRAIN_TIMEOUT {
+    while (finalized.len() as u64) < expected && last_progress.elapsed() < DRAIN_TIMEOUT {
         let height = node.with_chain(medledger_state::Chain::height);
         let now = Instant::now();
         for committed in seen_height + 1..=height {
@@ -280,12 +291,7 @@ fn watch_finality(node: &Node, expected: usize) -> HashMap<TxId, Instant> {
     finalized
 }
 
-fn report(
-    submitted: &HashMap<TxId, Instant>,
-    finalized: &HashMap<TxId, Instant>,
-    args: &ClusterArgs,
-    baseline: f64,
-) {
+fn summarise(submitted: &HashMap<TxId, Instant>, finalized: &HashMap<TxId, Instant>) -> ClusterResult {
     let mut latencies: Vec<Duration> = submitted
         .iter()
         .filter_map(|(id, at)| finalized.get(id).map(|final_at| final_at.saturating_duration_since(*at)))
@@ -297,27 +303,28 @@ fn report(
         (Some(first), Some(last)) => last.saturating_duration_since(first),
         _ => Duration::ZERO,
     };
-    let rate = latencies.len() as f64 / span.as_secs_f64().max(f64::EPSILON);
-    let percentile = |per_mille| percentile_ms(&latencies, per_mille);
+    ClusterResult {
+        submitted: submitted.len(),
+        finalized: latencies.len(),
+        finalized_tx_per_s: latencies.len() as f64 / span.as_secs_f64().max(f64::EPSILON),
+        latency_p50_ms: percentile_ms(&latencies, 500),
+        latency_p99_ms: percentile_ms(&latencies, 990),
+        latency_max_ms: percentile_ms(&latencies, 1_000),
+        peak_rss_bytes: super::scale::peak_resident_bytes(),
+    }
+}
+
+fn print(result: &ClusterResult, args: &ClusterArgs) {
     println!(
-        "cluster: {} validators, offered {} tx/s for {} s: {} of {} submitted transactions final in {:.2} s = {rate:.0} tx/s",
-        args.nodes,
-        args.rate,
-        args.seconds,
-        latencies.len(),
-        submitted.len(),
-        span.as_secs_f64()
+        "cluster: {} validators, offered {} tx/s for {} s: {} of {} submitted transactions final = {:.0} tx/s",
+        args.nodes, args.rate, args.seconds, result.finalized, result.submitted, result.finalized_tx_per_s
     );
     println!(
-        "submit-to-finality latency: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
-        percentile(500),
-        percentile(990),
-        percentile(1_000)
-    );
-    println!("baseline: batch signature verification alone on this machine: {baseline:.0} tx/s");
-    println!(
-        "machine: {} cores, {}",
-        std::thread::available_parallelism().map_or(1, usize::from),
-        cpu_model()
+        "submit-to-finality latency: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms; peak RSS {:.0} MiB for all {} validators",
+        result.latency_p50_ms,
+        result.latency_p99_ms,
+        result.latency_max_ms,
+        result.peak_rss_bytes as f64 / f64::from(1 << 20),
+        args.nodes
     );
 }

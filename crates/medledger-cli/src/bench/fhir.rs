@@ -1,15 +1,20 @@
-//! `medledger bench fhir`: creates and reads of a 2 KiB Observation through a running node's
-//! FHIR API, over HTTP with a bearer session, from concurrent clients: throughput and
-//! latency percentiles. Run against a `medledger dev` node for one organisation's own
-//! records, or against another organisation's node (`medledger dev --nodes 4`) for reads
-//! that cross organisations.
+//! `medledger bench fhir`: creates and reads of a 2 KiB Observation through a node's FHIR API,
+//! over HTTP with a bearer session, from concurrent clients: throughput and latency
+//! percentiles. Without `--key` the bench starts a `medledger dev` node of its own (a child
+//! process on a loopback port and a temporary directory) and writes as its demo physician.
+//! Run against another organisation's node (`medledger dev --nodes 4`) for reads that cross
+//! organisations.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Args;
+use serde::Serialize;
 use serde_json::Value;
 
+use super::{Machine, progress_bar, write_report};
 use crate::client::Client;
 use crate::demo_records::{BENCH_OBSERVATION, BENCH_OBSERVATION_SUBJECT};
 use crate::{Cli, CliError};
@@ -20,67 +25,136 @@ const MAX_REQUESTS: usize = 1_000_000;
 /// Longest one request may take before the run fails.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-#[derive(Debug, Args)]
+impl FhirArgs {
+    /// Against a dev node the bench starts itself, at the default sizes.
+    pub(crate) fn own_node() -> Self {
+        Self {
+            key: None,
+            patient: None,
+            creates: 20_000,
+            reads: 50_000,
+            read: Vec::new(),
+            read_node: None,
+            read_key: None,
+            clients: 16,
+        }
+    }
+}
+
+/// Longest the bench's own dev node may take to load its demo and answer.
+const DEV_NODE_START_TIMEOUT: Duration = Duration::from_secs(120);
+
+#[derive(Clone, Debug, Args)]
 pub struct FhirArgs {
-    /// Member key that writes (a clinician of the node's organisation).
-    #[arg(long, value_name = "FILE")]
-    key: std::path::PathBuf,
-    /// The patient the Observations are about (`pt-…`).
+    /// Member key that writes (a clinician of the --node's organisation). Without it, the
+    /// bench starts its own dev node and writes as its demo physician.
+    #[arg(long, value_name = "FILE", requires = "patient")]
+    pub key: Option<PathBuf>,
+    /// The patient the Observations are about (`pt-…`); with the bench's own node, the
+    /// demo's first patient.
     #[arg(long)]
-    patient: String,
+    pub patient: Option<String>,
     /// Observations to create.
     #[arg(long, default_value_t = 20_000)]
-    creates: usize,
+    pub creates: usize,
     /// Reads (spread over the records created, or over --read).
     #[arg(long, default_value_t = 50_000)]
-    reads: usize,
+    pub reads: usize,
     /// Read these records (`Type/id`, repeatable) instead of creating any: with another
     /// organisation's node and a key of its organisation, this measures reads across
     /// organisations.
     #[arg(long = "read", value_name = "TYPE/ID")]
-    read: Vec<String>,
+    pub read: Vec<String>,
     /// Node to read from, if not --node (e.g. another organisation's node).
     #[arg(long, value_name = "URL")]
-    read_node: Option<String>,
+    pub read_node: Option<String>,
     /// Key that reads, if not --key.
     #[arg(long, value_name = "FILE")]
-    read_key: Option<std::path::PathBuf>,
+    pub read_key: Option<PathBuf>,
     /// Concurrent clients.
-    #[arg(long, default_value_t = 32)]
-    clients: usize,
+    #[arg(long, default_value_t = 16)]
+    pub clients: usize,
 }
 
 /// What one phase measured.
 struct Phase {
-    requests: usize,
     elapsed: Duration,
     latencies: Vec<Duration>,
 }
 
+/// A phase's throughput and latency, as reported.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub(crate) struct PhaseResult {
+    pub requests: usize,
+    pub per_s: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
 impl Phase {
-    fn report(&self, name: &str) {
-        let rate = self.requests as f64 / self.elapsed.as_secs_f64();
-        let percentile = |per_mille| super::percentile_ms(&self.latencies, per_mille);
+    fn result(self) -> PhaseResult {
+        PhaseResult::of(self.latencies, self.elapsed)
+    }
+}
+
+impl PhaseResult {
+    /// Throughput and percentiles of `latencies`, requests made in `elapsed`.
+    pub(crate) fn of(mut latencies: Vec<Duration>, elapsed: Duration) -> Self {
+        latencies.sort_unstable();
+        let percentile = |per_mille| super::percentile_ms(&latencies, per_mille);
+        Self {
+            requests: latencies.len(),
+            per_s: latencies.len() as f64 / elapsed.as_secs_f64(),
+            p50_ms: percentile(500),
+            p99_ms: percentile(990),
+            max_ms: percentile(1_000),
+        }
+    }
+
+    /// One row of the printed table.
+    pub(crate) fn print(&self, name: &str) {
         println!(
-            "{name:<8} {:>8} requests in {:>6.2} s = {rate:>8.0}/s   p50 {:>6.2} ms  p99 {:>6.2} ms  max {:>6.2} ms",
-            self.requests,
-            self.elapsed.as_secs_f64(),
-            percentile(500),
-            percentile(990),
-            percentile(1_000),
+            "{name:<8} {:>8} requests = {:>8.0}/s   p50 {:>6.2} ms  p99 {:>6.2} ms  max {:>6.2} ms",
+            self.requests, self.per_s, self.p50_ms, self.p99_ms, self.max_ms,
         );
     }
 }
 
-pub fn run(cli: &Cli, args: &FhirArgs) -> Result<(), CliError> {
+/// What one FHIR run measured.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub(crate) struct FhirResult {
+    pub create: Option<PhaseResult>,
+    pub read: Option<PhaseResult>,
+}
+
+pub fn run(cli: &Cli, args: &FhirArgs) -> Result<FhirResult, CliError> {
     if args.clients == 0 || args.creates > MAX_REQUESTS || args.reads > MAX_REQUESTS {
         return Err(CliError::Usage(format!("--clients ≥ 1, at most {MAX_REQUESTS} creates and reads")));
     }
-    let url = cli.node_url()?;
-    let client = Client::new(&url);
-    let key = medledger_crypto::SigningKey::load(&args.key)?;
-    let token = session(&client, &key)?;
-    let body = BENCH_OBSERVATION.replace(BENCH_OBSERVATION_SUBJECT, &format!("Patient/{}", args.patient));
+    match (&args.key, &args.patient) {
+        (Some(key), Some(patient)) => {
+            let url = cli.node_url()?;
+            let key = medledger_crypto::SigningKey::load(key)?;
+            measure(&url, &key, patient, args)
+        }
+        _ => {
+            let dev = DevNode::start()?;
+            let key = medledger_crypto::SigningKey::load(&dev.physician_key())?;
+            let patient = dev.first_patient(&key)?;
+            measure(&dev.url, &key, &patient, args)
+        }
+    }
+}
+
+fn measure(
+    url: &str,
+    key: &medledger_crypto::SigningKey,
+    patient: &str,
+    args: &FhirArgs,
+) -> Result<FhirResult, CliError> {
+    let token = session(&Client::new(url), key)?;
+    let body = BENCH_OBSERVATION.replace(BENCH_OBSERVATION_SUBJECT, &format!("Patient/{patient}"));
     let body: Value = serde_json::from_str(&body).expect("the bench observation is JSON");
     let body = serde_json::to_vec(&body).expect("serializes");
     println!(
@@ -88,23 +162,108 @@ pub fn run(cli: &Cli, args: &FhirArgs) -> Result<(), CliError> {
         body.len(),
         args.clients
     );
+    let mut result = FhirResult { create: None, read: None };
     let mut targets = args.read.clone();
     if targets.is_empty() && args.creates > 0 {
-        let (phase, created) = creates(&url, &token, &body, args)?;
-        phase.report("create");
+        let (phase, created) = creates(url, &token, &body, args)?;
+        let create = phase.result();
+        create.print("create");
+        result.create = Some(create);
         targets = created;
     }
-    if targets.is_empty() || args.reads == 0 {
-        return Ok(());
+    if !targets.is_empty() && args.reads > 0 {
+        let read_url = args.read_node.clone().unwrap_or_else(|| url.to_owned());
+        let read_token = match &args.read_key {
+            Some(path) => session(&Client::new(&read_url), &medledger_crypto::SigningKey::load(path)?)?,
+            None if args.read_node.is_some() => session(&Client::new(&read_url), key)?,
+            None => token,
+        };
+        let read = reads(&read_url, &read_token, &targets, args)?.result();
+        read.print("read");
+        result.read = Some(read);
     }
-    let read_url = args.read_node.clone().unwrap_or(url);
-    let read_token = match &args.read_key {
-        Some(path) => session(&Client::new(&read_url), &medledger_crypto::SigningKey::load(path)?)?,
-        None if args.read_node.is_some() => session(&Client::new(&read_url), &key)?,
-        None => token,
-    };
-    reads(&read_url, &read_token, &targets, args)?.report("read");
-    Ok(())
+    let machine = Machine::measure(&std::env::temp_dir())?;
+    machine.print();
+    let parameters = serde_json::json!({
+        "creates": args.creates, "reads": args.reads, "clients": args.clients,
+        "observation_bytes": body.len(), "read_across_organisations": args.read_node.is_some(),
+    });
+    write_report("fhir", 0, &parameters, &machine, &result)?;
+    Ok(result)
+}
+
+/// A `medledger dev` node the bench started (this same binary, as a child process) on a
+/// loopback port and a temporary directory; killed and removed when dropped.
+struct DevNode {
+    child: Child,
+    url: String,
+    directory: tempfile::TempDir,
+}
+
+impl DevNode {
+    fn start() -> Result<Self, CliError> {
+        let directory = tempfile::Builder::new()
+            .prefix("medledger-bench-fhir-")
+            .tempdir()
+            .map_err(CliError::io("temporary directory"))?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map_err(CliError::io("a free loopback port"))?
+            .port();
+        let executable = std::env::current_exe().map_err(CliError::io("the medledger executable"))?;
+        let child = Command::new(executable)
+            .arg("--data-dir")
+            .arg(directory.path())
+            .args(["dev", "--listen", &format!("127.0.0.1:{port}"), "--block-interval-ms", "20"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(CliError::io("medledger dev"))?;
+        let node = Self { child, url: format!("http://127.0.0.1:{port}"), directory };
+        node.wait_until_serving()?;
+        Ok(node)
+    }
+
+    fn wait_until_serving(&self) -> Result<(), CliError> {
+        let agent: ureq::Agent =
+            ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(2))).build().into();
+        let deadline = Instant::now() + DEV_NODE_START_TIMEOUT;
+        while Instant::now() < deadline {
+            if agent.get(&format!("{}/v1/status", self.url)).call().is_ok() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(CliError::Remote(format!(
+            "the bench's dev node did not answer within {DEV_NODE_START_TIMEOUT:?}"
+        )))
+    }
+
+    /// The demo physician of the first organisation (a clinician at the node's hospital).
+    fn physician_key(&self) -> PathBuf {
+        crate::init::Layout::of(self.directory.path())
+            .keys_dir
+            .join("st-mary-hospital")
+            .join("dr-ana-ruiz.pem")
+    }
+
+    /// The first patient the demo registered.
+    fn first_patient(&self, key: &medledger_crypto::SigningKey) -> Result<String, CliError> {
+        let bundle: Value = Client::new(&self.url).signed(key).get_json("/fhir/Patient?_count=1")?;
+        bundle["entry"][0]["resource"]["id"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| CliError::Remote("the bench's dev node lists no patient".into()))
+    }
+}
+
+impl Drop for DevNode {
+    fn drop(&mut self) {
+        // A throw-away node in a directory removed next: nothing to shut down cleanly.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 fn session(client: &Client, key: &medledger_crypto::SigningKey) -> Result<String, CliError> {
@@ -128,6 +287,8 @@ fn drive<T: Send>(
     request: impl Fn(&ureq::Agent, usize) -> Result<T, CliError> + Sync,
 ) -> Result<(Phase, Vec<T>), CliError> {
     let next = AtomicUsize::new(0);
+    let done_count = AtomicU64::new(0);
+    let progress = progress_bar("requests", count as u64);
     let started = Instant::now();
     let results: Vec<Result<Vec<(Duration, T)>, CliError>> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..clients)
@@ -143,6 +304,7 @@ fn drive<T: Send>(
                         let sent = Instant::now();
                         let result = request(&agent, index)?;
                         done.push((sent.elapsed(), result));
+                        progress.set_position(done_count.fetch_add(1, Ordering::Relaxed) + 1);
                     }
                 })
             })
@@ -150,6 +312,7 @@ fn drive<T: Send>(
         workers.into_iter().map(|worker| worker.join().expect("a bench client panicked")).collect()
     });
     let elapsed = started.elapsed();
+    progress.finish_and_clear();
     let mut latencies = Vec::with_capacity(count);
     let mut outputs = Vec::with_capacity(count);
     for result in results {
@@ -159,7 +322,7 @@ fn drive<T: Send>(
         }
     }
     latencies.sort_unstable();
-    Ok((Phase { requests: count, elapsed, latencies }, outputs))
+    Ok((Phase { elapsed, latencies }, outputs))
 }
 
 fn creates(url: &str, token: &str, body: &[u8], args: &FhirArgs) -> Result<(Phase, Vec<String>), CliError> {

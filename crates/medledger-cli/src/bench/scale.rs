@@ -10,66 +10,170 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
-use medledger_crypto::{SigningKey, sha256};
+use medledger_crypto::merkle::leaf_hash;
 use medledger_node::{Node, NodeConfig};
 use medledger_store::Store;
-use medledger_types::{ChainId, Genesis, Label, Payload, Transaction, TxBody};
-use serde_json::json;
+use medledger_types::{Encode as _, Transaction};
+use serde::Serialize;
 
-use super::{cpu_model, seeded_key, submit_retrying, write_report};
+use super::load::AnchorLoad;
+use super::{Machine, progress_bar, seeded_key, submit_retrying, write_report};
 use crate::run::Producer;
 use crate::{Cli, CliError};
 
 /// Transactions per batch submission (one batch signature verification each).
 const SUBMIT_BATCH: u64 = 256;
 
+/// State proofs timed at each checkpoint: half for anchors that exist, half for absent ones.
+const STATE_PROOFS_PER_CHECKPOINT: u64 = 2_000;
+
+/// Transaction inclusion proofs timed at each checkpoint (each reads and rehashes its block).
+const INCLUSION_PROOFS_PER_CHECKPOINT: u64 = 500;
+
 #[derive(Debug, Args)]
 pub struct ScaleArgs {
     /// Transactions to ingest in all.
     #[arg(long, default_value_t = 10_000_000)]
-    txs: u64,
+    pub txs: u64,
     /// Report (and reopen the store) every this many transactions.
     #[arg(long, default_value_t = 1_000_000)]
-    checkpoint: u64,
+    pub checkpoint: u64,
     /// Distinct signing members.
     #[arg(long, default_value_t = 1_000)]
-    signers: u64,
+    pub signers: usize,
     /// Transactions per block.
     #[arg(long, default_value_t = 2_000)]
-    block_txs: usize,
+    pub block_txs: usize,
     /// Seed for keys and transactions.
     #[arg(long, default_value_t = 1)]
-    seed: u64,
+    pub seed: u64,
     /// Stop after this many minutes whatever the count: every benchmark stops by itself.
     #[arg(long, default_value_t = 180)]
-    max_minutes: u64,
+    pub max_minutes: u64,
 }
 
-/// State proofs timed at each checkpoint: half for anchors that exist, half for absent ones.
-const PROOFS_PER_CHECKPOINT: u64 = 2_000;
+#[derive(Debug, Args)]
+pub struct ProofArgs {
+    /// Transactions (anchors, so as many state keys) on the chain the proofs are made from.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub txs: u64,
+    /// Distinct signing members.
+    #[arg(long, default_value_t = 1_000)]
+    pub signers: usize,
+    /// Transactions per block.
+    #[arg(long, default_value_t = 2_000)]
+    pub block_txs: usize,
+    /// Seed for keys and transactions.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
 
 /// One checkpoint's measurements.
-struct Checkpoint {
-    transactions: u64,
-    rate: f64,
-    rss_bytes: u64,
-    store_bytes: u64,
-    startup: Duration,
-    proofs: ProofTimes,
+#[derive(Clone, Copy, Debug, Serialize)]
+pub(crate) struct Checkpoint {
+    /// Transactions on the chain.
+    pub transactions: u64,
+    /// Ingest rate of the segment before the checkpoint.
+    pub tx_per_s: f64,
+    /// This process's resident memory (the node runs in it).
+    pub rss_bytes: u64,
+    /// Size of `chain.redb`.
+    pub store_bytes: u64,
+    /// Time to reopen the store, as a restarting node does.
+    pub startup_ms: f64,
+    /// State proofs against the head.
+    pub state_proof: ProofTimes,
+    /// Transaction inclusion proofs against their block's header.
+    pub inclusion_proof: ProofTimes,
 }
 
-/// Median and 99th-percentile times to generate and to verify a state proof.
-#[derive(Clone, Copy)]
-struct ProofTimes {
-    generate_median: Duration,
-    generate_p99: Duration,
-    verify_median: Duration,
-    verify_p99: Duration,
+/// Times, in microseconds, to generate and to verify a proof.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub(crate) struct ProofTimes {
+    pub generate_p50_us: f64,
+    pub generate_p99_us: f64,
+    pub verify_p50_us: f64,
+    pub verify_p99_us: f64,
 }
 
-pub fn run(cli: &Cli, args: &ScaleArgs) -> Result<(), CliError> {
-    if args.txs == 0 || args.checkpoint == 0 || args.signers == 0 || args.block_txs == 0 {
+impl ProofTimes {
+    fn of(mut generate: Vec<Duration>, mut verify: Vec<Duration>) -> Self {
+        generate.sort_unstable();
+        verify.sort_unstable();
+        let micros = |sorted: &[Duration], per_mille| super::percentile_ms(sorted, per_mille) * 1_000.0;
+        Self {
+            generate_p50_us: micros(&generate, 500),
+            generate_p99_us: micros(&generate, 990),
+            verify_p50_us: micros(&verify, 500),
+            verify_p99_us: micros(&verify, 990),
+        }
+    }
+
+    fn cell(self) -> String {
+        format!(
+            "{:.1}/{:.1} {:.1}/{:.1}",
+            self.generate_p50_us, self.generate_p99_us, self.verify_p50_us, self.verify_p99_us
+        )
+    }
+}
+
+/// What a run of checkpoints is asked to do.
+struct Plan {
+    txs: u64,
+    checkpoint: u64,
+    signers: usize,
+    block_txs: usize,
+    seed: u64,
+    deadline: Instant,
+}
+
+pub fn run(cli: &Cli, args: &ScaleArgs) -> Result<Vec<Checkpoint>, CliError> {
+    let plan = Plan {
+        txs: args.txs,
+        checkpoint: args.checkpoint,
+        signers: args.signers,
+        block_txs: args.block_txs,
+        seed: args.seed,
+        deadline: Instant::now() + Duration::from_secs(args.max_minutes * 60),
+    };
+    let (checkpoints, machine) = measure(cli, &plan)?;
+    if checkpoints.last().is_none_or(|last| last.transactions < args.txs) {
+        println!("stopped early: --max-minutes {} reached", args.max_minutes);
+    }
+    let parameters = serde_json::json!({
+        "txs": args.txs, "checkpoint": args.checkpoint, "signers": args.signers, "block_txs": args.block_txs,
+    });
+    write_report("scale", args.seed, &parameters, &machine, &checkpoints)?;
+    Ok(checkpoints)
+}
+
+/// `bench proof`: one checkpoint at --txs.
+pub fn run_proof(cli: &Cli, args: &ProofArgs) -> Result<Checkpoint, CliError> {
+    let plan = Plan {
+        txs: args.txs,
+        checkpoint: args.txs,
+        signers: args.signers,
+        block_txs: args.block_txs,
+        seed: args.seed,
+        deadline: Instant::now() + Duration::from_secs(MAX_PROOF_BENCH_MINUTES * 60),
+    };
+    let (checkpoints, machine) = measure(cli, &plan)?;
+    let checkpoint = *checkpoints.last().filter(|last| last.transactions == args.txs).ok_or_else(|| {
+        CliError::Remote(format!("the chain did not reach {} transactions in time", args.txs))
+    })?;
+    let parameters =
+        serde_json::json!({ "txs": args.txs, "signers": args.signers, "block_txs": args.block_txs });
+    write_report("proof", args.seed, &parameters, &machine, &checkpoint)?;
+    Ok(checkpoint)
+}
+
+/// Longest `bench proof` may spend building its chain.
+const MAX_PROOF_BENCH_MINUTES: u64 = 60;
+
+/// Ingests `plan.txs` in segments of `plan.checkpoint`; after each, measures the store,
+/// reopens it, and times proofs. Prints a row per checkpoint.
+fn measure(cli: &Cli, plan: &Plan) -> Result<(Vec<Checkpoint>, Machine), CliError> {
+    if plan.txs == 0 || plan.checkpoint == 0 || plan.signers == 0 || plan.block_txs == 0 {
         return Err(CliError::Usage(
             "--txs, --checkpoint, --signers and --block-txs must be positive".into(),
         ));
@@ -79,60 +183,57 @@ pub fn run(cli: &Cli, args: &ScaleArgs) -> Result<(), CliError> {
         .tempdir()
         .map_err(CliError::io("temporary directory"))?;
     let data_dir = cli.data_dir.clone().unwrap_or_else(|| temporary.path().to_owned());
-    let chain_id = ChainId::new("medledger-bench").expect("valid chain id");
-    let signers: Vec<SigningKey> = (0..args.signers)
-        .map(|index| {
-            seeded_key(args.seed, "signer", usize::try_from(index).expect("a signer count fits in memory"))
-        })
-        .collect();
-    let genesis = Genesis::single_hospital(
-        chain_id.clone(),
-        0,
-        seeded_key(args.seed, "node", 0).public_key(),
-        seeded_key(args.seed, "administrator", 0).public_key(),
-        signers.iter().map(SigningKey::public_key),
-    );
-    let config = NodeConfig { max_block_txs: args.block_txs, block_interval_ms: 20, ..NodeConfig::default() };
-    let (store, chain) = Store::create(&data_dir, &genesis)?;
-    let mut node = Arc::new(Node::new(store, chain, seeded_key(args.seed, "node", 0), config)?);
-    let deadline = Instant::now() + Duration::from_secs(args.max_minutes * 60);
+    let load = AnchorLoad::new("medledger-bench", plan.seed, plan.signers);
+    let config = NodeConfig { max_block_txs: plan.block_txs, block_interval_ms: 20, ..NodeConfig::default() };
+    let (store, chain) = Store::create(&data_dir, &load.single_hospital_genesis())?;
+    let mut node = Arc::new(Node::new(store, chain, seeded_key(plan.seed, "node", 0), config)?);
     println!(
-        "{:>12} {:>10} {:>10} {:>12} {:>10}",
-        "transactions", "tx/s", "RSS MiB", "store B/tx", "start-up"
+        "{:>12} {:>9} {:>8} {:>10} {:>9}  {:<24} {:<24}",
+        "transactions",
+        "tx/s",
+        "RSS MiB",
+        "store B/tx",
+        "start-up",
+        "state proof µs gen/verify",
+        "inclusion proof µs"
     );
     let mut checkpoints = Vec::new();
     let mut counter = CommitCounter::default();
     let mut sent = 0;
-    while sent < args.txs && Instant::now() < deadline {
-        let segment = args.checkpoint.min(args.txs - sent);
-        let load = Load { chain_id: &chain_id, signers: &signers, seed: args.seed };
-        let rate = ingest_segment(&node, &mut counter, &load, sent..sent + segment, deadline)?;
+    while sent < plan.txs && Instant::now() < plan.deadline {
+        let segment = plan.checkpoint.min(plan.txs - sent);
+        let rate = ingest_segment(&node, &mut counter, &load, sent..sent + segment, plan.deadline)?;
         sent += segment;
         let store_bytes = std::fs::metadata(medledger_store::database_path(&data_dir))
             .map_err(CliError::io(&data_dir))?
             .len();
         let rss_bytes = resident_bytes();
-        let (reopened, startup) = reopen(node, &data_dir, config, args.seed)?;
+        let (reopened, startup) = reopen(node, &data_dir, config, plan.seed)?;
         node = reopened;
-        let proofs = time_proofs(&node, args.seed, sent)?;
-        let checkpoint = Checkpoint { transactions: sent, rate, rss_bytes, store_bytes, startup, proofs };
-        let micros = |duration: Duration| duration.as_secs_f64() * 1e6;
+        let checkpoint = Checkpoint {
+            transactions: sent,
+            tx_per_s: rate,
+            rss_bytes,
+            store_bytes,
+            startup_ms: startup.as_secs_f64() * 1_000.0,
+            state_proof: time_state_proofs(&node, &load, sent)?,
+            inclusion_proof: time_inclusion_proofs(&node, &load, sent)?,
+        };
         println!(
-            "{:>12} {:>10.0} {:>10.0} {:>12.0} {:>8.0}ms {:>18} {:>18}",
+            "{:>12} {:>9.0} {:>8.0} {:>10.0} {:>7.0}ms  {:<24} {:<24}",
             checkpoint.transactions,
-            checkpoint.rate,
+            checkpoint.tx_per_s,
             checkpoint.rss_bytes as f64 / f64::from(1 << 20),
             checkpoint.store_bytes as f64 / checkpoint.transactions as f64,
-            checkpoint.startup.as_secs_f64() * 1_000.0,
-            format!("{:.1}/{:.1}", micros(proofs.generate_median), micros(proofs.generate_p99)),
-            format!("{:.1}/{:.1}", micros(proofs.verify_median), micros(proofs.verify_p99)),
+            checkpoint.startup_ms,
+            checkpoint.state_proof.cell(),
+            checkpoint.inclusion_proof.cell(),
         );
         checkpoints.push(checkpoint);
     }
-    if sent < args.txs {
-        println!("stopped at {sent} transactions: --max-minutes {} reached", args.max_minutes);
-    }
-    report(args, &checkpoints)
+    let machine = Machine::measure(&data_dir)?;
+    machine.print();
+    Ok((checkpoints, machine))
 }
 
 /// Sends transactions `range` (signing each batch as it goes) and waits until all are committed;
@@ -140,22 +241,16 @@ pub fn run(cli: &Cli, args: &ScaleArgs) -> Result<(), CliError> {
 fn ingest_segment(
     node: &Arc<Node>,
     counter: &mut CommitCounter,
-    load: &Load<'_>,
+    load: &AnchorLoad,
     range: std::ops::Range<u64>,
     deadline: Instant,
 ) -> Result<f64, CliError> {
-    let progress = ProgressBar::new(range.end - range.start).with_style(
-        ProgressStyle::with_template("  ingesting {bar:40} {pos}/{len} ({per_sec}, {eta} left)")
-            .expect("the progress template is valid"),
-    );
+    let progress = progress_bar("ingesting", range.end - range.start);
     let committed_before = counter.update(node)?;
     let started = Instant::now();
     let producer = Producer::start(node);
     let mut next = range.start;
-    while next < range.end {
-        if Instant::now() > deadline {
-            break;
-        }
+    while next < range.end && Instant::now() < deadline {
         let end = (next + SUBMIT_BATCH).min(range.end);
         let batch: Vec<Transaction> = (next..end).map(|index| load.anchor(index)).collect();
         submit_retrying(node, batch, deadline);
@@ -171,25 +266,6 @@ fn ingest_segment(
     producer.stop()?;
     progress.finish_and_clear();
     Ok((counter.update(node)? - committed_before) as f64 / elapsed.as_secs_f64())
-}
-
-/// What the load is made of: anchors by seeded members of one hospital.
-struct Load<'a> {
-    chain_id: &'a ChainId,
-    signers: &'a [SigningKey],
-    seed: u64,
-}
-
-impl Load<'_> {
-    /// The anchor transaction number `index` of the run: its signer and nonce follow from it.
-    fn anchor(&self, index: u64) -> Transaction {
-        let count = self.signers.len() as u64;
-        let key = &self.signers[usize::try_from(index % count).expect("signer index fits")];
-        let label = Label::new(format!("scale/{}/{index}", self.seed)).expect("valid label");
-        let payload = Payload::Anchor { label, digest: sha256(&index.to_be_bytes()) };
-        TxBody { chain_id: self.chain_id.clone(), signer: key.public_key(), nonce: index / count, payload }
-            .sign(key)
-    }
 }
 
 /// Counts committed transactions, reading only the headers of blocks it has not seen.
@@ -224,18 +300,21 @@ fn reopen(
     Ok((Arc::new(Node::new(store, chain, seeded_key(seed, "node", 0), config)?), startup))
 }
 
+/// The `probe`th of a checkpoint's pseudo-random picks among `0..sent`.
+fn spread(probe: u64, sent: u64) -> u64 {
+    probe.wrapping_mul(0x9e37_79b9_7f4a_7c15) % sent
+}
+
 /// Times state proofs against the head, just after a reopen (the page cache is cold): anchors
 /// picked pseudo-randomly among the `sent`, and as many labels never anchored.
-fn time_proofs(node: &Node, seed: u64, sent: u64) -> Result<ProofTimes, CliError> {
+fn time_state_proofs(node: &Node, load: &AnchorLoad, sent: u64) -> Result<ProofTimes, CliError> {
     let chain = node.with_chain(medledger_state::Chain::clone);
     let root = chain.state().root();
     let mut generate = Vec::new();
     let mut verify = Vec::new();
-    for probe in 0..PROOFS_PER_CHECKPOINT {
-        let spread = probe.wrapping_mul(0x9e37_79b9_7f4a_7c15) % sent;
-        let index = if probe.is_multiple_of(2) { spread } else { sent + spread };
-        let label = Label::new(format!("scale/{seed}/{index}")).expect("valid label");
-        let key = medledger_state::keys::anchor(&label);
+    for probe in 0..STATE_PROOFS_PER_CHECKPOINT {
+        let index = if probe.is_multiple_of(2) { spread(probe, sent) } else { sent + spread(probe, sent) };
+        let key = medledger_state::keys::anchor(&load.label(index));
         let started = Instant::now();
         let proof = chain.prove(&key);
         generate.push(started.elapsed());
@@ -250,57 +329,50 @@ fn time_proofs(node: &Node, seed: u64, sent: u64) -> Result<ProofTimes, CliError
             .map_err(|error| CliError::Remote(format!("a state proof does not verify: {error}")))?;
         verify.push(started.elapsed());
     }
-    generate.sort_unstable();
-    verify.sort_unstable();
-    let at = |sorted: &[Duration], per_mille: usize| {
-        sorted[(sorted.len() * per_mille / 1_000).min(sorted.len() - 1)]
-    };
-    Ok(ProofTimes {
-        generate_median: at(&generate, 500),
-        generate_p99: at(&generate, 990),
-        verify_median: at(&verify, 500),
-        verify_p99: at(&verify, 990),
-    })
+    Ok(ProofTimes::of(generate, verify))
+}
+
+/// Times transaction inclusion proofs (the transaction's leaf under its block's `tx_root`) for
+/// transactions picked pseudo-randomly among the `sent`.
+fn time_inclusion_proofs(node: &Node, load: &AnchorLoad, sent: u64) -> Result<ProofTimes, CliError> {
+    let mut generate = Vec::new();
+    let mut verify = Vec::new();
+    for probe in 0..INCLUSION_PROOFS_PER_CHECKPOINT {
+        let transaction = load.anchor(spread(probe, sent));
+        let id = transaction.id();
+        let started = Instant::now();
+        let inclusion = node
+            .tx_inclusion(&id)?
+            .ok_or_else(|| CliError::Remote(format!("transaction {id} has no inclusion proof")))?;
+        generate.push(started.elapsed());
+        let started = Instant::now();
+        let leaf = leaf_hash(&transaction.encode());
+        let verified = leaf == inclusion.leaf_hash
+            && inclusion.proof.verify(&leaf, &inclusion.block.header.tx_root).is_ok();
+        verify.push(started.elapsed());
+        if !verified {
+            return Err(CliError::Remote(format!("the inclusion proof of transaction {id} does not verify")));
+        }
+    }
+    Ok(ProofTimes::of(generate, verify))
 }
 
 /// This process's resident memory (the node runs in it).
-fn resident_bytes() -> u64 {
+pub(crate) fn resident_bytes() -> u64 {
+    proc_status_kib("VmRSS:") * 1024
+}
+
+/// This process's peak resident memory so far.
+pub(crate) fn peak_resident_bytes() -> u64 {
+    proc_status_kib("VmHWM:") * 1024
+}
+
+fn proc_status_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|status| {
-            let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+            let line = status.lines().find(|line| line.starts_with(field))?;
             line.split_whitespace().nth(1)?.parse::<u64>().ok()
         })
-        .map_or(0, |kib| kib * 1024)
-}
-
-fn report(args: &ScaleArgs, checkpoints: &[Checkpoint]) -> Result<(), CliError> {
-    let rows: Vec<_> = checkpoints
-        .iter()
-        .map(|checkpoint| {
-            json!({
-                "transactions": checkpoint.transactions,
-                "tx_per_s": checkpoint.rate,
-                "rss_bytes": checkpoint.rss_bytes,
-                "store_bytes": checkpoint.store_bytes,
-                "startup_ms": checkpoint.startup.as_secs_f64() * 1_000.0,
-                "proof_generate_us": { "p50": checkpoint.proofs.generate_median.as_secs_f64() * 1e6, "p99": checkpoint.proofs.generate_p99.as_secs_f64() * 1e6 },
-                "proof_verify_us": { "p50": checkpoint.proofs.verify_median.as_secs_f64() * 1e6, "p99": checkpoint.proofs.verify_p99.as_secs_f64() * 1e6 },
-            })
-        })
-        .collect();
-    let machine =
-        format!("{} cores, {}", std::thread::available_parallelism().map_or(1, usize::from), cpu_model());
-    println!("machine: {machine}");
-    write_report(
-        "scale",
-        &json!({
-            "bench": "scale",
-            "seed": args.seed,
-            "block_txs": args.block_txs,
-            "signers": args.signers,
-            "machine": machine,
-            "checkpoints": rows,
-        }),
-    )
+        .unwrap_or(0)
 }
