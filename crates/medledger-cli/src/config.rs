@@ -45,7 +45,17 @@ pub struct NodeFile {
     /// records skip the HPKE unwrap; 0 unwraps on every read.
     #[serde(default = "defaults::vault_key_cache_entries")]
     pub vault_key_cache_entries: usize,
+    /// The chain store's page cache in MiB (at least 16): with the mempool, what bounds the
+    /// node's memory whatever the chain's length.
+    #[serde(default = "defaults::store_cache_mib")]
+    pub store_cache_mib: usize,
 }
+
+/// Smallest `store_cache_mib` a node accepts.
+const MIN_STORE_CACHE_MIB: usize = medledger_store::MIN_CACHE_BYTES >> 20;
+
+/// Largest `store_cache_mib` a node accepts (1 TiB): beyond, the value is a typo.
+const MAX_STORE_CACHE_MIB: usize = 1 << 20;
 
 mod defaults {
     use medledger_node::NodeConfig;
@@ -64,6 +74,9 @@ mod defaults {
     }
     pub fn vault_key_cache_entries() -> usize {
         medledger_vault::DEFAULT_CACHED_KEYS
+    }
+    pub fn store_cache_mib() -> usize {
+        medledger_store::DEFAULT_CACHE_BYTES >> 20
     }
 }
 
@@ -86,6 +99,7 @@ impl NodeFile {
             mempool_max_txs: defaults::mempool_max_txs(),
             empty_block_interval_ms: defaults::empty_block_interval_ms(),
             vault_key_cache_entries: defaults::vault_key_cache_entries(),
+            store_cache_mib: defaults::store_cache_mib(),
         }
     }
 
@@ -99,6 +113,13 @@ impl NodeFile {
     fn parse(text: &str, path: &Path) -> Result<Self, CliError> {
         let mut file: NodeFile =
             toml::from_str(text).map_err(|error| CliError::Config(format!("{}: {error}", path.display())))?;
+        if !(MIN_STORE_CACHE_MIB..=MAX_STORE_CACHE_MIB).contains(&file.store_cache_mib) {
+            return Err(CliError::Config(format!(
+                "{}: store_cache_mib must be between {MIN_STORE_CACHE_MIB} and {MAX_STORE_CACHE_MIB}, not {}",
+                path.display(),
+                file.store_cache_mib
+            )));
+        }
         let base = path.parent().unwrap_or(Path::new("."));
         file.data_dir = base.join(&file.data_dir);
         file.key_file = file.data_dir.join(&file.key_file);
@@ -109,6 +130,11 @@ impl NodeFile {
     pub fn save(&self, path: &Path) -> Result<(), CliError> {
         let text = toml::to_string_pretty(self).map_err(|error| CliError::Config(error.to_string()))?;
         std::fs::write(path, text).map_err(CliError::io(path))
+    }
+
+    /// How the chain store is opened.
+    pub fn store_options(&self) -> medledger_store::StoreOptions {
+        medledger_store::StoreOptions { cache_bytes: self.store_cache_mib << 20 }
     }
 
     /// The node settings.
@@ -146,6 +172,22 @@ mod tests {
 
         let beside = parse("data_dir = \".\"\nkey_file = \"keys/node.pem\"");
         assert_eq!(beside.key_file, Path::new("/etc/medledger/./keys/node.pem"));
+    }
+
+    #[test]
+    fn the_store_cache_has_a_default_and_bounds() {
+        let file = parse("data_dir = \".\"\nkey_file = \"keys/node.pem\"");
+        assert_eq!(file.store_options(), medledger_store::StoreOptions::default());
+        let small = parse("data_dir = \".\"\nkey_file = \"k.pem\"\nstore_cache_mib = 64");
+        assert_eq!(small.store_options().cache_bytes, 64 << 20);
+        let refused = NodeFile::parse(
+            &format!(
+                "data_dir = \".\"\nkey_file = \"k.pem\"\nstore_cache_mib = 4\nlisten = \"127.0.0.1:8080\"\n{GENESIS_HASH}\n"
+            ),
+            Path::new("node.toml"),
+        );
+        let Err(CliError::Config(message)) = refused else { panic!("a 4 MiB cache is refused") };
+        assert!(message.contains("store_cache_mib must be between 16 and"), "{message}");
     }
 
     #[test]

@@ -184,7 +184,13 @@ pub fn run(cli: &Cli, args: &DevArgs) -> Result<(), CliError> {
     let mut nodes = Vec::with_capacity(dev_nodes.len());
     for dev_node in &dev_nodes {
         let key = SigningKey::load(&dev_node.layout.node_key)?;
-        let node = open_node(&dev_node.data_dir, SigningKey::from_seed(&key.seed()), config, None)?;
+        let node = open_node(
+            &dev_node.data_dir,
+            SigningKey::from_seed(&key.seed()),
+            config,
+            medledger_store::StoreOptions::default(),
+            None,
+        )?;
         if node.status().validators.len() != dev_nodes.len() {
             return Err(CliError::Usage(format!(
                 "{} holds a chain of {} validators; run it with --nodes {}",

@@ -36,6 +36,7 @@ pub fn run(args: &NodeArgs) -> Result<(), CliError> {
         &file.data_dir,
         SigningKey::from_seed(&key.seed()),
         file.node_config(),
+        file.store_options(),
         file.genesis_hash.as_ref(),
     )?;
     let listener = bind(args.listen.unwrap_or(file.listen))?;
@@ -101,9 +102,10 @@ pub fn open_node(
     data_dir: &std::path::Path,
     key: SigningKey,
     config: NodeConfig,
+    store_options: medledger_store::StoreOptions,
     genesis_hash: Option<&Digest>,
 ) -> Result<Arc<Node>, CliError> {
-    let (store, chain) = Store::open(data_dir)?;
+    let (store, chain) = Store::open_with(data_dir, store_options)?;
     if let Some(expected) = genesis_hash
         && *expected != chain.genesis_hash()
     {

@@ -34,6 +34,23 @@ pub const FORMAT_VERSION: u32 = 3;
 /// the hot entries stay in it. redb's own default (1 GiB) would be most of a node's memory.
 pub const DEFAULT_CACHE_BYTES: usize = 256 << 20;
 
+/// Smallest page cache a store accepts: below this every commit rereads the tree's upper levels.
+pub const MIN_CACHE_BYTES: usize = 16 << 20;
+
+/// How a store is opened: the memory it may use for its page cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Size of redb's page cache, at least [`MIN_CACHE_BYTES`]: the bound on the store's memory
+    /// whatever the chain's length.
+    pub cache_bytes: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self { cache_bytes: DEFAULT_CACHE_BYTES }
+    }
+}
+
 /// File name of the database inside a data directory.
 pub const DATABASE_FILE: &str = "chain.redb";
 
@@ -169,8 +186,18 @@ fn open_error(path: &Path, error: redb::DatabaseError) -> StoreError {
 }
 
 impl Store<Database> {
-    /// Creates a new chain in `data_dir` (created if missing) from `genesis`.
+    /// Creates a new chain in `data_dir` (created if missing) from `genesis`, with the default
+    /// options.
     pub fn create(data_dir: &Path, genesis: &Genesis) -> Result<(Self, Chain), StoreError> {
+        Self::create_with(data_dir, genesis, StoreOptions::default())
+    }
+
+    /// Creates a new chain in `data_dir` (created if missing) from `genesis`.
+    pub fn create_with(
+        data_dir: &Path,
+        genesis: &Genesis,
+        options: StoreOptions,
+    ) -> Result<(Self, Chain), StoreError> {
         genesis.validate()?;
         std::fs::create_dir_all(data_dir)
             .map_err(|source| StoreError::Io { path: data_dir.to_owned(), source })?;
@@ -178,7 +205,7 @@ impl Store<Database> {
         if path.exists() {
             return Err(StoreError::AlreadyInitialized(data_dir.to_owned()));
         }
-        let db = database_builder().create(&path).map_err(|error| open_error(&path, error))?;
+        let db = database_builder(options).create(&path).map_err(|error| open_error(&path, error))?;
         let mut chain = Chain::from_genesis(genesis.clone());
         let mut txn = db.begin_write().map_err(db_error)?;
         txn.set_durability(Durability::Immediate).map_err(db_error)?;
@@ -204,13 +231,20 @@ impl Store<Database> {
         Ok((store, chain))
     }
 
-    /// Opens the chain in `data_dir`, reloads its state and checks it against the last block.
+    /// Opens the chain in `data_dir` with the default options and checks it against the last
+    /// block.
     pub fn open(data_dir: &Path) -> Result<(Self, Chain), StoreError> {
+        Self::open_with(data_dir, StoreOptions::default())
+    }
+
+    /// Opens the chain in `data_dir`, reads the state's root and checks it against the last
+    /// block.
+    pub fn open_with(data_dir: &Path, options: StoreOptions) -> Result<(Self, Chain), StoreError> {
         let path = database_path(data_dir);
         if !path.exists() {
             return Err(StoreError::NotInitialized(data_dir.to_owned()));
         }
-        let db = database_builder().open(&path).map_err(|error| open_error(&path, error))?;
+        let db = database_builder(options).open(&path).map_err(|error| open_error(&path, error))?;
         let store = Self { db, path };
         let chain = store.load_chain()?;
         Ok((store, chain))
@@ -283,9 +317,9 @@ impl Store<Database> {
 }
 
 /// The page cache bound, set on every open: redb would otherwise take 1 GiB.
-fn database_builder() -> redb::Builder {
+fn database_builder(options: StoreOptions) -> redb::Builder {
     let mut builder = Database::builder();
-    builder.set_cache_size(DEFAULT_CACHE_BYTES);
+    builder.set_cache_size(options.cache_bytes.max(MIN_CACHE_BYTES));
     builder
 }
 

@@ -75,6 +75,7 @@ impl Plan {
                 block_interval_ms: 50,
                 block_txs: 5_000,
                 seed,
+                store_cache_mib: medledger_store::DEFAULT_CACHE_BYTES >> 20,
             },
             fhir: FhirArgs { creates: 20_000, reads: 50_000, clients: 16, ..FhirArgs::own_node() },
             scale: ScaleArgs {
@@ -84,6 +85,7 @@ impl Plan {
                 block_txs: 2_000,
                 seed,
                 max_minutes: 180,
+                store_cache_mib: medledger_store::DEFAULT_CACHE_BYTES >> 20,
             },
         }
     }
@@ -100,8 +102,8 @@ impl Plan {
                 checkpoint: 1_000,
                 signers: 100,
                 block_txs: 200,
-                seed,
                 max_minutes: 10,
+                ..full.scale
             },
         }
     }

@@ -10,7 +10,7 @@ use clap::Args;
 use medledger_consensus::exchange::Exchange;
 use medledger_crypto::SigningKey;
 use medledger_node::{Node, NodeConfig, SubmitError};
-use medledger_store::Store;
+use medledger_store::{Store, StoreOptions};
 use medledger_types::{
     ChainId, Genesis, GenesisMember, GenesisOrganization, NodeAddress, NodeIdentity, OrgId, OrgKind,
     Parameters, Role, Transaction, TxId,
@@ -60,6 +60,9 @@ pub struct ClusterArgs {
     /// Seed for keys and transactions.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Each validator's store page cache, in MiB (node.toml's `store_cache_mib`).
+    #[arg(long, default_value_t = medledger_store::DEFAULT_CACHE_BYTES >> 20)]
+    pub store_cache_mib: usize,
 }
 
 struct Validator {
@@ -100,7 +103,8 @@ pub fn run(args: &ClusterArgs) -> Result<ClusterResult, CliError> {
         empty_block_interval_ms: WARM_UP_EMPTY_BLOCK_INTERVAL_MS.max(args.block_interval_ms),
         ..NodeConfig::default()
     };
-    let validators = start_validators(&genesis, node_keys, config)?;
+    let store = StoreOptions { cache_bytes: args.store_cache_mib << 20 };
+    let validators = start_validators(&genesis, node_keys, config, store)?;
     wait_connected(&validators)?;
 
     let total = args.rate * args.seconds;
@@ -119,6 +123,7 @@ pub fn run(args: &ClusterArgs) -> Result<ClusterResult, CliError> {
     let parameters = serde_json::json!({
         "nodes": args.nodes, "rate": args.rate, "seconds": args.seconds, "signers": args.signers,
         "batch": args.batch, "block_interval_ms": args.block_interval_ms, "block_txs": args.block_txs,
+        "store_cache_mib": args.store_cache_mib,
     });
     write_report("cluster", args.seed, &parameters, &machine, &result)?;
     Ok(result)
@@ -173,6 +178,7 @@ fn start_validators(
     genesis: &Genesis,
     node_keys: Vec<SigningKey>,
     config: NodeConfig,
+    store: StoreOptions,
 ) -> Result<Vec<Validator>, CliError> {
     node_keys
         .into_iter()
@@ -181,7 +187,7 @@ fn start_validators(
                 .prefix("medledger-bench-cluster-")
                 .tempdir()
                 .map_err(CliError::io("temporary directory"))?;
-            let (store, chain) = Store::create(dir.path(), genesis)?;
+            let (store, chain) = Store::create_with(dir.path(), genesis, store)?;
             let node = Arc::new(Node::new(store, chain, SigningKey::from_seed(&key.seed()), config)?);
             let sequencer = Sequencer::start(&node, &key, dir.path(), None, &Exchange::new())?;
             Ok(Validator { node, sequencer, dir })

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use medledger_crypto::merkle::leaf_hash;
 use medledger_node::{Node, NodeConfig};
-use medledger_store::Store;
+use medledger_store::{Store, StoreOptions};
 use medledger_types::{Encode as _, Transaction};
 use serde::Serialize;
 
@@ -50,6 +50,9 @@ pub struct ScaleArgs {
     /// Stop after this many minutes whatever the count: every benchmark stops by itself.
     #[arg(long, default_value_t = 180)]
     pub max_minutes: u64,
+    /// The store's page cache, in MiB (node.toml's `store_cache_mib`).
+    #[arg(long, default_value_t = medledger_store::DEFAULT_CACHE_BYTES >> 20)]
+    pub store_cache_mib: usize,
 }
 
 #[derive(Debug, Args)]
@@ -125,6 +128,7 @@ struct Plan {
     block_txs: usize,
     seed: u64,
     deadline: Instant,
+    store: StoreOptions,
 }
 
 pub fn run(cli: &Cli, args: &ScaleArgs) -> Result<Vec<Checkpoint>, CliError> {
@@ -135,6 +139,7 @@ pub fn run(cli: &Cli, args: &ScaleArgs) -> Result<Vec<Checkpoint>, CliError> {
         block_txs: args.block_txs,
         seed: args.seed,
         deadline: Instant::now() + Duration::from_secs(args.max_minutes * 60),
+        store: StoreOptions { cache_bytes: args.store_cache_mib << 20 },
     };
     let (checkpoints, machine) = measure(cli, &plan)?;
     if checkpoints.last().is_none_or(|last| last.transactions < args.txs) {
@@ -142,6 +147,7 @@ pub fn run(cli: &Cli, args: &ScaleArgs) -> Result<Vec<Checkpoint>, CliError> {
     }
     let parameters = serde_json::json!({
         "txs": args.txs, "checkpoint": args.checkpoint, "signers": args.signers, "block_txs": args.block_txs,
+        "store_cache_mib": args.store_cache_mib,
     });
     write_report("scale", args.seed, &parameters, &machine, &checkpoints)?;
     Ok(checkpoints)
@@ -156,6 +162,7 @@ pub fn run_proof(cli: &Cli, args: &ProofArgs) -> Result<Checkpoint, CliError> {
         block_txs: args.block_txs,
         seed: args.seed,
         deadline: Instant::now() + Duration::from_secs(MAX_PROOF_BENCH_MINUTES * 60),
+        store: StoreOptions::default(),
     };
     let (checkpoints, machine) = measure(cli, &plan)?;
     let checkpoint = *checkpoints.last().filter(|last| last.transactions == args.txs).ok_or_else(|| {
@@ -185,7 +192,7 @@ fn measure(cli: &Cli, plan: &Plan) -> Result<(Vec<Checkpoint>, Machine), CliErro
     let data_dir = cli.data_dir.clone().unwrap_or_else(|| temporary.path().to_owned());
     let load = AnchorLoad::new("medledger-bench", plan.seed, plan.signers);
     let config = NodeConfig { max_block_txs: plan.block_txs, block_interval_ms: 20, ..NodeConfig::default() };
-    let (store, chain) = Store::create(&data_dir, &load.single_hospital_genesis())?;
+    let (store, chain) = Store::create_with(&data_dir, &load.single_hospital_genesis(), plan.store)?;
     let mut node = Arc::new(Node::new(store, chain, seeded_key(plan.seed, "node", 0), config)?);
     println!(
         "{:>12} {:>9} {:>8} {:>10} {:>9}  {:<24} {:<24}",
@@ -208,7 +215,7 @@ fn measure(cli: &Cli, plan: &Plan) -> Result<(Vec<Checkpoint>, Machine), CliErro
             .map_err(CliError::io(&data_dir))?
             .len();
         let rss_bytes = resident_bytes();
-        let (reopened, startup) = reopen(node, &data_dir, config, plan.seed)?;
+        let (reopened, startup) = reopen(node, &data_dir, config, plan)?;
         node = reopened;
         let checkpoint = Checkpoint {
             transactions: sent,
@@ -291,13 +298,13 @@ fn reopen(
     node: Arc<Node>,
     data_dir: &Path,
     config: NodeConfig,
-    seed: u64,
+    plan: &Plan,
 ) -> Result<(Arc<Node>, Duration), CliError> {
     drop(Arc::into_inner(node).expect("the producer has stopped: nothing else holds the node"));
     let started = Instant::now();
-    let (store, chain) = Store::open(data_dir)?;
+    let (store, chain) = Store::open_with(data_dir, plan.store)?;
     let startup = started.elapsed();
-    Ok((Arc::new(Node::new(store, chain, seeded_key(seed, "node", 0), config)?), startup))
+    Ok((Arc::new(Node::new(store, chain, seeded_key(plan.seed, "node", 0), config)?), startup))
 }
 
 /// The `probe`th of a checkpoint's pseudo-random picks among `0..sent`.
