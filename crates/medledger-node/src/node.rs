@@ -529,7 +529,7 @@ impl Node {
             .zip(payloads)
             .map(|(nonce, payload)| {
                 let body = TxBody { chain_id: chain_id.clone(), signer: node_key, nonce, payload };
-                VerifiedTx::verify(body.sign(&self.key)).expect("the node's own signature verifies")
+                VerifiedTx::sign(body, &self.key)
             })
             .collect();
         let mut results = Vec::with_capacity(txs.len());

@@ -83,6 +83,25 @@ impl World {
 }
 
 #[test]
+fn a_transaction_signed_in_process_is_the_one_verification_would_give() {
+    let key = SigningKey::from_seed(&[7; 32]);
+    let label = Label::new("lab-report/1").expect("label");
+    let body = TxBody {
+        chain_id: ChainId::new("state-test").expect("chain id"),
+        signer: key.public_key(),
+        nonce: 3,
+        payload: Payload::Anchor { digest: sha256(label.as_str().as_bytes()), label },
+    };
+    let signed = VerifiedTx::sign(body.clone(), &key);
+    let verified = VerifiedTx::verify(body.clone().sign(&key)).expect("a fresh signature verifies");
+    assert_eq!(signed.id(), verified.id());
+    assert_eq!(signed.encoded(), verified.encoded());
+    let other = SigningKey::from_seed(&[8; 32]);
+    let refused = std::panic::catch_unwind(|| VerifiedTx::sign(body, &other));
+    assert!(refused.is_err(), "a key that is not the body's signer is refused");
+}
+
+#[test]
 fn a_transaction_executes_exactly_once() {
     let mut world = world();
     let tx = anchor(&world.members[0], 0, "doc/1");
