@@ -1,17 +1,22 @@
-//! `medledger bench all`: every bench in turn (limits, ingest, proof, cluster, FHIR, scale),
-//! and with `--postgres` the same workloads against PostgreSQL, with the ratios printed and
-//! written to `target/bench/all.json`. `--quick` runs each at a small size: a smoke test
-//! that checks counts, never timings.
+//! `medledger bench all`: every bench in turn (ingest, proof, cluster, FHIR, scale), and with
+//! `--postgres` the same workloads against PostgreSQL, with the ratios printed and written to
+//! `target/bench/all.json`. `--quick` runs each at a small size: a smoke test that checks
+//! counts, never timings.
+//!
+//! Each MedLedger bench runs in its own process (this binary, `medledger bench NAME …`), so
+//! the memory one reports is its own and not what an earlier one left allocated; its results
+//! are read back from its JSON report. The PostgreSQL workloads run here: they are clients.
 
 use clap::Args;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use super::cluster::{ClusterArgs, ClusterResult};
 use super::fhir::{FhirArgs, FhirResult};
 use super::ingest::{IngestArgs, IngestResult};
 use super::scale::{Checkpoint, ProofArgs, ScaleArgs};
 use super::{Machine, postgres, write_report};
-use crate::{Cli, CliError};
+use crate::CliError;
 
 #[derive(Debug, Args)]
 pub struct AllArgs {
@@ -135,22 +140,22 @@ struct Comparison {
     target_ratio: f64,
 }
 
-pub fn run(cli: &Cli, args: &AllArgs) -> Result<(), CliError> {
+pub fn run(args: &AllArgs) -> Result<(), CliError> {
     let plan = if args.quick { Plan::quick(args.seed) } else { Plan::full(args.seed) };
     let section = |name: &str| println!("\n== bench {name}");
     let postgres = args.postgres.as_deref();
     let postgres_version = postgres.map(postgres::server_version).transpose()?;
 
     section("ingest");
-    let ingest = super::ingest::run(cli, &plan.ingest)?;
+    let ingest: IngestResult = run_alone("ingest", &plan.ingest.command_line())?;
     let ingest_postgres = postgres.map(|conninfo| postgres::ingest(conninfo, &plan.ingest)).transpose()?;
     check_count("ingest", ingest.transactions, plan.ingest.txs)?;
 
     section("proof");
-    let proof = super::scale::run_proof(cli, &plan.proof)?;
+    let proof: Checkpoint = run_alone("proof", &plan.proof.command_line())?;
 
     section("cluster");
-    let cluster = super::cluster::run(&plan.cluster)?;
+    let cluster: ClusterResult = run_alone("cluster", &plan.cluster.command_line())?;
     let cluster_postgres_replicated = args
         .postgres_replicated
         .as_deref()
@@ -159,7 +164,7 @@ pub fn run(cli: &Cli, args: &AllArgs) -> Result<(), CliError> {
     check_count("cluster", cluster.finalized as u64, plan.cluster.rate * plan.cluster.seconds)?;
 
     section("fhir");
-    let fhir = super::fhir::run(cli, &plan.fhir)?;
+    let fhir: FhirResult = run_alone("fhir", &plan.fhir.command_line())?;
     let fhir_postgres = postgres
         .map(|conninfo| postgres::fhir(conninfo, plan.fhir.creates, plan.fhir.reads, plan.fhir.clients))
         .transpose()?;
@@ -174,7 +179,7 @@ pub fn run(cli: &Cli, args: &AllArgs) -> Result<(), CliError> {
         None
     } else {
         section("scale");
-        let checkpoints = super::scale::run(cli, &plan.scale)?;
+        let checkpoints: Vec<Checkpoint> = run_alone("scale", &plan.scale.command_line())?;
         check_count("scale", checkpoints.last().map_or(0, |last| last.transactions), plan.scale.txs)?;
         Some(checkpoints)
     };
@@ -197,6 +202,27 @@ pub fn run(cli: &Cli, args: &AllArgs) -> Result<(), CliError> {
     let machine = Machine::measure(&std::env::temp_dir())?;
     let parameters = serde_json::json!({ "quick": args.quick, "postgres": postgres.is_some() });
     write_report("all", args.seed, &parameters, &machine, &summary)
+}
+
+/// Runs `medledger bench NAME ARGS` as a child process, in this directory and with this
+/// process's output, and reads its results back from its report.
+fn run_alone<T: DeserializeOwned>(name: &str, args: &[String]) -> Result<T, CliError> {
+    let executable = std::env::current_exe().map_err(CliError::io("the medledger executable"))?;
+    let status = std::process::Command::new(executable)
+        .arg("bench")
+        .arg(name)
+        .args(args)
+        .status()
+        .map_err(CliError::io("medledger bench"))?;
+    if !status.success() {
+        return Err(CliError::Remote(format!("bench {name} failed ({status})")));
+    }
+    let path = super::report_path(name);
+    let text = std::fs::read(&path).map_err(CliError::io(&path))?;
+    let mut report: serde_json::Value = serde_json::from_slice(&text)
+        .map_err(|error| CliError::Remote(format!("{}: {error}", path.display())))?;
+    serde_json::from_value(report["results"].take())
+        .map_err(|error| CliError::Remote(format!("{}: results: {error}", path.display())))
 }
 
 /// A bench that ran but did less than asked fails `bench all` (and so the smoke test).

@@ -15,7 +15,7 @@ use medledger_types::{
     ChainId, Genesis, GenesisMember, GenesisOrganization, NodeAddress, NodeIdentity, OrgId, OrgKind,
     Parameters, Role, Transaction, TxId,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::load::AnchorLoad;
 use super::{Machine, percentile_ms, progress_bar, seeded_key, write_report};
@@ -65,6 +65,26 @@ pub struct ClusterArgs {
     pub store_cache_mib: usize,
 }
 
+impl ClusterArgs {
+    /// These arguments as `medledger bench` flags.
+    pub(crate) fn command_line(&self) -> Vec<String> {
+        [
+            ("--nodes", self.nodes.to_string()),
+            ("--rate", self.rate.to_string()),
+            ("--seconds", self.seconds.to_string()),
+            ("--signers", self.signers.to_string()),
+            ("--batch", self.batch.to_string()),
+            ("--block-interval-ms", self.block_interval_ms.to_string()),
+            ("--block-txs", self.block_txs.to_string()),
+            ("--seed", self.seed.to_string()),
+            ("--store-cache-mib", self.store_cache_mib.to_string()),
+        ]
+        .into_iter()
+        .flat_map(|(flag, value)| [flag.to_owned(), value])
+        .collect()
+    }
+}
+
 struct Validator {
     node: Arc<Node>,
     sequencer: Sequencer,
@@ -72,7 +92,7 @@ struct Validator {
 }
 
 /// What one cluster run measured.
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub(crate) struct ClusterResult {
     /// Transactions the validators accepted.
     pub submitted: usize,

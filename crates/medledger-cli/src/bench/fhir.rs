@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{Machine, progress_bar, write_report};
@@ -76,6 +76,36 @@ pub struct FhirArgs {
     pub clients: usize,
 }
 
+impl FhirArgs {
+    /// These arguments as `medledger bench` flags.
+    pub(crate) fn command_line(&self) -> Vec<String> {
+        let mut line: Vec<String> = [
+            ("--creates", self.creates.to_string()),
+            ("--reads", self.reads.to_string()),
+            ("--clients", self.clients.to_string()),
+        ]
+        .into_iter()
+        .flat_map(|(flag, value)| [flag.to_owned(), value])
+        .collect();
+        let paths = [("--key", &self.key), ("--read-key", &self.read_key)];
+        for (flag, path) in paths {
+            if let Some(path) = path {
+                line.extend([flag.to_owned(), path.display().to_string()]);
+            }
+        }
+        let texts = [("--patient", &self.patient), ("--read-node", &self.read_node)];
+        for (flag, text) in texts {
+            if let Some(text) = text {
+                line.extend([flag.to_owned(), text.clone()]);
+            }
+        }
+        for target in &self.read {
+            line.extend(["--read".to_owned(), target.clone()]);
+        }
+        line
+    }
+}
+
 /// What one phase measured.
 struct Phase {
     elapsed: Duration,
@@ -83,7 +113,7 @@ struct Phase {
 }
 
 /// A phase's throughput and latency, as reported.
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub(crate) struct PhaseResult {
     pub requests: usize,
     pub per_s: f64,
@@ -122,7 +152,7 @@ impl PhaseResult {
 }
 
 /// What one FHIR run measured.
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub(crate) struct FhirResult {
     pub create: Option<PhaseResult>,
     pub read: Option<PhaseResult>,

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use medledger_node::{Node, NodeConfig};
 use medledger_store::Store;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::load::AnchorLoad;
 use super::{Machine, progress_bar, seeded_key, submit_retrying, write_report};
@@ -51,8 +51,26 @@ pub struct IngestArgs {
     pub print_commits: bool,
 }
 
+impl IngestArgs {
+    /// These arguments as `medledger bench` flags.
+    pub(crate) fn command_line(&self) -> Vec<String> {
+        [
+            ("--txs", self.txs.to_string()),
+            ("--signers", self.signers.to_string()),
+            ("--block-txs", self.block_txs.to_string()),
+            ("--block-interval-ms", self.block_interval_ms.to_string()),
+            ("--threads", self.threads.to_string()),
+            ("--batch", self.batch.to_string()),
+            ("--seed", self.seed.to_string()),
+        ]
+        .into_iter()
+        .flat_map(|(flag, value)| [flag.to_owned(), value])
+        .collect()
+    }
+}
+
 /// What one ingest run measured.
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub(crate) struct IngestResult {
     /// Transactions committed.
     pub transactions: u64,
@@ -70,11 +88,7 @@ pub fn run(cli: &Cli, args: &IngestArgs) -> Result<IngestResult, CliError> {
             "--txs, --signers, --block-txs, --threads and --batch must be positive".into(),
         ));
     }
-    let temporary = tempfile::Builder::new()
-        .prefix("medledger-bench-")
-        .tempdir()
-        .map_err(CliError::io("temporary directory"))?;
-    let data_dir = cli.data_dir.clone().unwrap_or_else(|| temporary.path().to_owned());
+    let (_temporary, data_dir) = super::chain_directory(cli)?;
     let load = AnchorLoad::new("medledger-bench", args.seed, args.signers);
     let (store, chain) = Store::create(&data_dir, &load.single_hospital_genesis())?;
     let config = NodeConfig {

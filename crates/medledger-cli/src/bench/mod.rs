@@ -68,8 +68,8 @@ pub fn run(cli: &Cli, args: &BenchArgs) -> Result<(), CliError> {
         Some(BenchCommand::Proof(args)) => scale::run_proof(cli, args).map(drop),
         Some(BenchCommand::Scale(args)) => scale::run(cli, args).map(drop),
         Some(BenchCommand::Limits) => limits_command(cli),
-        Some(BenchCommand::All(args)) => all::run(cli, args),
-        None if args.quick => all::run(cli, &all::AllArgs::quick()),
+        Some(BenchCommand::All(args)) => all::run(args),
+        None if args.quick => all::run(&all::AllArgs::quick()),
         None => Err(CliError::Usage("name a bench (see `medledger bench --help`) or pass --quick".into())),
     }
 }
@@ -106,6 +106,22 @@ impl Machine {
     }
 }
 
+/// Where a bench keeps its chain: `--data-dir` when given (and kept), or else a temporary
+/// directory, removed when the returned guard is dropped.
+pub(crate) fn chain_directory(
+    cli: &Cli,
+) -> Result<(Option<tempfile::TempDir>, std::path::PathBuf), CliError> {
+    if let Some(directory) = &cli.data_dir {
+        return Ok((None, directory.clone()));
+    }
+    let temporary = tempfile::Builder::new()
+        .prefix("medledger-bench-")
+        .tempdir()
+        .map_err(CliError::io("temporary directory"))?;
+    let directory = temporary.path().to_owned();
+    Ok((Some(temporary), directory))
+}
+
 /// Cores this process may use.
 pub(crate) fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
@@ -124,6 +140,11 @@ pub(crate) fn progress_bar(what: &str, total: u64) -> ProgressBar {
 /// Where reports go: `target/bench/NAME.json` under the current directory.
 const REPORT_DIRECTORY: &str = "target/bench";
 
+/// Where bench `name` writes its report.
+pub(crate) fn report_path(name: &str) -> std::path::PathBuf {
+    Path::new(REPORT_DIRECTORY).join(format!("{name}.json"))
+}
+
 /// Writes a benchmark's results as JSON beside the printed table, and says where.
 pub(crate) fn write_report(
     name: &str,
@@ -139,9 +160,9 @@ pub(crate) fn write_report(
         "machine": machine,
         "results": results,
     });
+    let path = report_path(name);
     let directory = Path::new(REPORT_DIRECTORY);
     std::fs::create_dir_all(directory).map_err(CliError::io(directory))?;
-    let path = directory.join(format!("{name}.json"));
     let text = serde_json::to_string_pretty(&report).expect("reports serialise");
     std::fs::write(&path, text + "\n").map_err(CliError::io(&path))?;
     println!("report: {}", path.display());

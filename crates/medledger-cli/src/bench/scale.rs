@@ -14,7 +14,7 @@ use medledger_crypto::merkle::leaf_hash;
 use medledger_node::{Node, NodeConfig};
 use medledger_store::{Store, StoreOptions};
 use medledger_types::{Encode as _, Transaction};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::load::AnchorLoad;
 use super::{Machine, progress_bar, seeded_key, submit_retrying, write_report};
@@ -55,6 +55,24 @@ pub struct ScaleArgs {
     pub store_cache_mib: usize,
 }
 
+impl ScaleArgs {
+    /// These arguments as `medledger bench` flags.
+    pub(crate) fn command_line(&self) -> Vec<String> {
+        [
+            ("--txs", self.txs.to_string()),
+            ("--checkpoint", self.checkpoint.to_string()),
+            ("--signers", self.signers.to_string()),
+            ("--block-txs", self.block_txs.to_string()),
+            ("--seed", self.seed.to_string()),
+            ("--max-minutes", self.max_minutes.to_string()),
+            ("--store-cache-mib", self.store_cache_mib.to_string()),
+        ]
+        .into_iter()
+        .flat_map(|(flag, value)| [flag.to_owned(), value])
+        .collect()
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct ProofArgs {
     /// Transactions (anchors, so as many state keys) on the chain the proofs are made from.
@@ -71,8 +89,23 @@ pub struct ProofArgs {
     pub seed: u64,
 }
 
+impl ProofArgs {
+    /// These arguments as `medledger bench` flags.
+    pub(crate) fn command_line(&self) -> Vec<String> {
+        [
+            ("--txs", self.txs.to_string()),
+            ("--signers", self.signers.to_string()),
+            ("--block-txs", self.block_txs.to_string()),
+            ("--seed", self.seed.to_string()),
+        ]
+        .into_iter()
+        .flat_map(|(flag, value)| [flag.to_owned(), value])
+        .collect()
+    }
+}
+
 /// One checkpoint's measurements.
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub(crate) struct Checkpoint {
     /// Transactions on the chain.
     pub transactions: u64,
@@ -91,7 +124,7 @@ pub(crate) struct Checkpoint {
 }
 
 /// Times, in microseconds, to generate and to verify a proof.
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub(crate) struct ProofTimes {
     pub generate_p50_us: f64,
     pub generate_p99_us: f64,
@@ -185,11 +218,7 @@ fn measure(cli: &Cli, plan: &Plan) -> Result<(Vec<Checkpoint>, Machine), CliErro
             "--txs, --checkpoint, --signers and --block-txs must be positive".into(),
         ));
     }
-    let temporary = tempfile::Builder::new()
-        .prefix("medledger-scale-")
-        .tempdir()
-        .map_err(CliError::io("temporary directory"))?;
-    let data_dir = cli.data_dir.clone().unwrap_or_else(|| temporary.path().to_owned());
+    let (_temporary, data_dir) = super::chain_directory(cli)?;
     let load = AnchorLoad::new("medledger-bench", plan.seed, plan.signers);
     let config = NodeConfig { max_block_txs: plan.block_txs, block_interval_ms: 20, ..NodeConfig::default() };
     let (store, chain) = Store::create_with(&data_dir, &load.single_hospital_genesis(), plan.store)?;
