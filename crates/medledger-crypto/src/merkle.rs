@@ -10,6 +10,12 @@
 //! size is either one of those stored hashes or a right-edge node that is the right fold of at
 //! most 64 stored ones, so roots, inclusion proofs and consistency proofs for every size up to
 //! `len` cost O(log² n) hashes or less and never O(n).
+//!
+//! Each level shares its full chunks of [`CHUNK_DIGESTS`] hashes between clones: a chain's
+//! state, block-hash tree included, is cloned for every candidate block, and copying a tree
+//! that grows with the chain would make each clone cost O(n).
+
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
@@ -152,12 +158,50 @@ pub enum ProofError {
     },
 }
 
+/// Hashes per shared chunk of a level: a clone costs one pointer per chunk, and the part of a
+/// level not yet in a full chunk (less than this) is copied.
+const CHUNK_DIGESTS: usize = 1024;
+
+/// An append-only list of hashes whose clones share every full chunk.
+#[derive(Clone, Default, PartialEq, Eq)]
+struct SharedDigests {
+    /// Full chunks of exactly [`CHUNK_DIGESTS`] hashes, never changed once full.
+    chunks: Vec<Arc<[Digest]>>,
+    /// The hashes after the last full chunk: fewer than [`CHUNK_DIGESTS`].
+    tail: Vec<Digest>,
+}
+
+impl SharedDigests {
+    fn len(&self) -> usize {
+        self.chunks.len() * CHUNK_DIGESTS + self.tail.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.chunks.is_empty() && self.tail.is_empty()
+    }
+
+    fn push(&mut self, hash: Digest) {
+        self.tail.push(hash);
+        if self.tail.len() == CHUNK_DIGESTS {
+            self.chunks.push(Arc::from(std::mem::take(&mut self.tail)));
+        }
+        debug_assert!(self.tail.len() < CHUNK_DIGESTS);
+    }
+
+    fn get(&self, index: usize) -> Option<Digest> {
+        match self.chunks.get(index / CHUNK_DIGESTS) {
+            Some(chunk) => Some(chunk[index % CHUNK_DIGESTS]),
+            None => self.tail.get(index - self.chunks.len() * CHUNK_DIGESTS).copied(),
+        }
+    }
+}
+
 /// An append-only RFC 9162 Merkle tree over leaf hashes that can prove against any earlier size.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct MerkleTree {
     /// `levels[i]` holds the roots of the complete subtrees of 2^i leaves, left to right:
     /// `levels[i].len() == len >> i`. Level 0 is the leaf hashes.
-    levels: Vec<Vec<Digest>>,
+    levels: Vec<SharedDigests>,
 }
 
 impl MerkleTree {
@@ -182,18 +226,18 @@ impl MerkleTree {
         let mut hash = leaf_hash;
         loop {
             if level == self.levels.len() {
-                self.levels.push(Vec::new());
+                self.levels.push(SharedDigests::default());
             }
             let nodes = &mut self.levels[level];
             nodes.push(hash);
             // An odd count means this node still waits for its right sibling.
-            if !nodes.len().is_multiple_of(2) {
+            let count = nodes.len();
+            if !count.is_multiple_of(2) {
                 break;
             }
-            let [.., left, right] = nodes.as_slice() else {
-                unreachable!("an even, non-empty level ends in a pair of siblings")
-            };
-            hash = node_hash(left, right);
+            let sibling =
+                |index| nodes.get(index).expect("an even, non-empty level ends in a pair of siblings");
+            hash = node_hash(&sibling(count - 2), &sibling(count - 1));
             level += 1;
         }
         debug_assert!(self.levels_are_consistent());
@@ -215,7 +259,7 @@ impl MerkleTree {
     #[must_use]
     pub fn leaf(&self, index: u64) -> Option<Digest> {
         let index = usize::try_from(index).ok()?;
-        self.levels.first()?.get(index).copied()
+        self.levels.first()?.get(index)
     }
 
     /// The root of the whole tree.
@@ -332,8 +376,8 @@ impl MerkleTree {
     /// The stored root of the complete subtree of 2^height leaves with the given position.
     fn stored_node(&self, height: u32, position: u64) -> Digest {
         let level = usize::try_from(height).expect("heights are below 64");
-        let position = usize::try_from(position).expect("positions index an in-memory Vec");
-        self.levels[level][position]
+        let position = usize::try_from(position).expect("positions index an in-memory list");
+        self.levels[level].get(position).expect("callers ask only for stored complete subtrees")
     }
 
     /// Every level holds `len >> level` nodes and none is left empty at the top.
@@ -864,6 +908,29 @@ mod tests {
     }
 
     #[test]
+    fn clones_share_full_chunks_and_grow_apart() {
+        let leaves =
+            |count: usize| (0..count).map(|index| leaf_hash(&index.to_be_bytes())).collect::<Vec<_>>();
+        let mut tree = MerkleTree::from_leaf_hashes(leaves(2 * CHUNK_DIGESTS + 5));
+        let mut clone = tree.clone();
+        assert!(
+            Arc::ptr_eq(&tree.levels[0].chunks[0], &clone.levels[0].chunks[0]),
+            "a clone shares the full chunks"
+        );
+        tree.push(leaf_hash(b"left"));
+        clone.push(leaf_hash(b"right"));
+        assert_ne!(tree.root(), clone.root());
+        let mut rebuilt = leaves(2 * CHUNK_DIGESTS + 5);
+        rebuilt.push(leaf_hash(b"right"));
+        assert_eq!(clone, MerkleTree::from_leaf_hashes(rebuilt), "a clone grows like a fresh tree");
+        for size in [1, CHUNK_DIGESTS as u64, CHUNK_DIGESTS as u64 + 1, clone.len()] {
+            let proof = clone.inclusion_proof(size - 1, size).expect("a proof");
+            let leaf = clone.leaf(size - 1).expect("a leaf");
+            proof.verify(&leaf, &clone.root_at(size).expect("a root")).expect("verifies");
+        }
+    }
+
+    #[test]
     fn stored_levels_hold_only_complete_subtrees() {
         let mut tree = MerkleTree::new();
         assert!(tree.is_empty());
@@ -873,7 +940,7 @@ mod tests {
             assert!(tree.levels_are_consistent());
         }
         // 13 = 0b1101: 13, 6, 3 and 1 complete subtrees of 1, 2, 4 and 8 leaves.
-        let level_sizes: Vec<usize> = tree.levels.iter().map(Vec::len).collect();
+        let level_sizes: Vec<usize> = tree.levels.iter().map(SharedDigests::len).collect();
         assert_eq!(level_sizes, vec![13, 6, 3, 1]);
         assert_eq!(tree.leaf(12), Some(leaf_hash(&[12])));
         assert_eq!(tree.leaf(13), None);
