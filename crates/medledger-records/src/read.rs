@@ -114,17 +114,16 @@ impl Records {
         head: Option<RecordHead>,
     ) -> Result<ReadVersion, RecordError> {
         let not_found = || RecordError::NotFound { resource_type, id: id.into() };
-        let latest = if who.organization.id == self.custodian {
-            self.vault.head(resource_type, record)?
+        let (latest, stored) = if who.organization.id == self.custodian {
+            self.vault.head_and_version(resource_type, record, version)?.ok_or_else(not_found)?
         } else {
-            head.as_ref().map(|head| head.version)
+            let latest = head.as_ref().map(|head| head.version).ok_or_else(not_found)?;
+            let wanted = version.unwrap_or(latest);
+            let in_range = wanted != 0 && wanted <= latest;
+            (latest, if in_range { self.vault.get(resource_type, record, wanted)? } else { None })
         };
-        let latest = latest.ok_or_else(not_found)?;
         let version = version.unwrap_or(latest);
-        if version == 0 || version > latest {
-            return Err(not_found());
-        }
-        let stored = self.vault.get(resource_type, record, version)?.ok_or_else(not_found)?;
+        let stored = stored.ok_or_else(not_found)?;
         let head = head.unwrap_or_else(|| RecordHead {
             custodian: self.custodian.clone(),
             patient: stored.patient,

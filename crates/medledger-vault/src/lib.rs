@@ -311,6 +311,36 @@ impl Vault {
         write.commit().map_err(VaultError::database)
     }
 
+    /// A record's latest version and, read in the same transaction, its version `version`
+    /// (the latest when `None`), still sealed: `None` for a version that is 0 or above the
+    /// latest. `None` altogether if the vault holds no such record. Both come from one
+    /// snapshot: with [`Vault::head`] then [`Vault::get`], a latest version removed in between
+    /// (an anchor refused) would turn a read of an existing record into "not found".
+    ///
+    /// # Errors
+    /// If the database fails or the entry is corrupt.
+    pub fn head_and_version(
+        &self,
+        resource_type: ResourceType,
+        record: RecordId,
+        version: Option<u64>,
+    ) -> Result<Option<(u64, Option<StoredVersion>)>, VaultError> {
+        let read = self.db.begin_read().map_err(VaultError::database)?;
+        let Some(heads) = open_table(&read, tables::HEADS)? else { return Ok(None) };
+        let head =
+            heads.get(entry::record_key(resource_type, record).as_slice()).map_err(VaultError::database)?;
+        let Some(latest) = head.map(|value| value.value()) else { return Ok(None) };
+        let wanted = version.unwrap_or(latest);
+        if wanted == 0 || wanted > latest {
+            return Ok(Some((latest, None)));
+        }
+        let Some(versions) = open_table(&read, tables::VERSIONS)? else { return Ok(Some((latest, None))) };
+        let key = entry::version_key(resource_type, record, wanted);
+        let stored = versions.get(key.as_slice()).map_err(VaultError::database)?;
+        let stored = stored.map(|bytes| StoredVersion::decode(bytes.value())).transpose()?;
+        Ok(Some((latest, stored)))
+    }
+
     /// A stored version, still sealed.
     ///
     /// # Errors

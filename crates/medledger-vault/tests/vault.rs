@@ -42,6 +42,15 @@ fn versions_commit_in_order_and_read_back_checked() {
     vault.commit(std::slice::from_ref(&first)).expect("v1");
     vault.commit(&[version(&vault, 2, "{\"v\":2}")]).expect("v2");
     assert_eq!(vault.head(ResourceType::Observation, RECORD).expect("head"), Some(2));
+    // The head and a version in one read: the latest by default, nothing outside 1..=head.
+    let read = |version| vault.head_and_version(ResourceType::Observation, RECORD, version).expect("read");
+    let (latest, stored) = read(None).expect("the record is held");
+    assert_eq!((latest, stored.map(|stored| stored.version)), (2, Some(2)));
+    assert_eq!(read(Some(1)).map(|(latest, stored)| (latest, stored.map(|s| s.version))), Some((2, Some(1))));
+    assert!(read(Some(0)).is_some_and(|(_, stored)| stored.is_none()));
+    assert!(read(Some(3)).is_some_and(|(_, stored)| stored.is_none()));
+    let unknown = vault.head_and_version(ResourceType::Observation, RecordId([8; 16]), None).expect("read");
+    assert!(unknown.is_none(), "a record the vault does not hold");
 
     let stored = vault.get(ResourceType::Observation, RECORD, 1).expect("get").expect("v1 stored");
     assert_eq!(vault.decrypt(&stored, Some(&first.digest)).expect("decrypts").as_slice(), b"{\"v\":1}");

@@ -200,6 +200,7 @@ fn measure(
         create.print("create");
         result.create = Some(create);
         targets = created;
+        wait_until_anchored(url)?;
     }
     if !targets.is_empty() && args.reads > 0 {
         let read_url = args.read_node.clone().unwrap_or_else(|| url.to_owned());
@@ -220,6 +221,28 @@ fn measure(
     });
     write_report("fhir", 0, &parameters, &machine, &result)?;
     Ok(result)
+}
+
+/// Longest the node may take to put the created records' anchors into blocks.
+const ANCHOR_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Waits until the node's mempool is empty: a create answers once its anchor is admitted, and
+/// reads measured while the node still builds blocks of those anchors would measure both.
+fn wait_until_anchored(url: &str) -> Result<(), CliError> {
+    let client = Client::new(url);
+    let deadline = Instant::now() + ANCHOR_TIMEOUT;
+    loop {
+        let status: Value = client.get_json("/v1/status")?;
+        if status["mempool_size"].as_u64() == Some(0) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(CliError::Remote(format!(
+                "the created records were not anchored within {ANCHOR_TIMEOUT:?}"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// A `medledger dev` node the bench started (this same binary, as a child process) on a
