@@ -41,6 +41,12 @@ impl FhirArgs {
     }
 }
 
+/// The bench's own dev node logs here, in its temporary directory.
+const DEV_NODE_LOG: &str = "dev.log";
+
+/// Lines of that log an error about the node quotes.
+const DEV_NODE_LOG_TAIL_LINES: usize = 20;
+
 /// Longest the bench's own dev node may take to load its demo and answer.
 const DEV_NODE_START_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -264,21 +270,24 @@ impl DevNode {
             .map_err(CliError::io("a free loopback port"))?
             .port();
         let executable = std::env::current_exe().map_err(CliError::io("the medledger executable"))?;
+        let log_path = directory.path().join(DEV_NODE_LOG);
+        let log = std::fs::File::create(&log_path).map_err(CliError::io(&log_path))?;
         let child = Command::new(executable)
             .arg("--data-dir")
-            .arg(directory.path())
+            .arg(directory.path().join("chain"))
             .args(["dev", "--listen", &format!("127.0.0.1:{port}"), "--block-interval-ms", "20"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .map_err(CliError::io("medledger dev"))?;
-        let node = Self { child, url: format!("http://127.0.0.1:{port}"), directory };
+        let mut node = Self { child, url: format!("http://127.0.0.1:{port}"), directory };
         node.wait_until_serving()?;
         Ok(node)
     }
 
-    fn wait_until_serving(&self) -> Result<(), CliError> {
+    /// Waits until the node answers; fails at once, with the end of its log, if it exits.
+    fn wait_until_serving(&mut self) -> Result<(), CliError> {
         let agent: ureq::Agent =
             ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(2))).build().into();
         let deadline = Instant::now() + DEV_NODE_START_TIMEOUT;
@@ -286,16 +295,30 @@ impl DevNode {
             if agent.get(&format!("{}/v1/status", self.url)).call().is_ok() {
                 return Ok(());
             }
+            if let Ok(Some(exit)) = self.child.try_wait() {
+                return Err(CliError::Remote(format!(
+                    "the bench's dev node exited ({exit}): {}",
+                    self.log_tail()
+                )));
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
         Err(CliError::Remote(format!(
-            "the bench's dev node did not answer within {DEV_NODE_START_TIMEOUT:?}"
+            "the bench's dev node did not answer within {DEV_NODE_START_TIMEOUT:?}: {}",
+            self.log_tail()
         )))
+    }
+
+    /// The last lines the node logged.
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.directory.path().join(DEV_NODE_LOG)).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(DEV_NODE_LOG_TAIL_LINES)..].join("\n")
     }
 
     /// The demo physician of the first organisation (a clinician at the node's hospital).
     fn physician_key(&self) -> PathBuf {
-        crate::init::Layout::of(self.directory.path())
+        crate::init::Layout::of(&self.directory.path().join("chain"))
             .keys_dir
             .join("st-mary-hospital")
             .join("dr-ana-ruiz.pem")

@@ -102,7 +102,9 @@ pub(crate) fn ingest(conninfo: &str, args: &IngestArgs) -> Result<IngestResult, 
             });
         }
         drop(sender);
-        append_chain(&mut client, &receiver, args.block_txs)
+        // The receiver goes with the writer: if the writer fails, the signers' sends fail
+        // too and they stop, rather than wait on a full queue.
+        append_chain(&mut client, receiver, args.block_txs)
     })?;
     let seconds = started.elapsed().as_secs_f64();
     if written.0 != args.txs {
@@ -125,7 +127,7 @@ pub(crate) fn ingest(conninfo: &str, args: &IngestArgs) -> Result<IngestResult, 
 /// transactions of `rows_per_commit` rows. Returns (rows, commits).
 fn append_chain(
     client: &mut Client,
-    receiver: &Receiver<Vec<VerifiedTx>>,
+    receiver: Receiver<Vec<VerifiedTx>>,
     rows_per_commit: usize,
 ) -> Result<(u64, u64), CliError> {
     let mut chain_hash = [0u8; 32];
