@@ -85,14 +85,11 @@ pub struct FhirArgs {
 impl FhirArgs {
     /// These arguments as `medledger bench` flags.
     pub(crate) fn command_line(&self) -> Vec<String> {
-        let mut line: Vec<String> = [
+        let mut line = super::flags([
             ("--creates", self.creates.to_string()),
             ("--reads", self.reads.to_string()),
             ("--clients", self.clients.to_string()),
-        ]
-        .into_iter()
-        .flat_map(|(flag, value)| [flag.to_owned(), value])
-        .collect();
+        ]);
         let paths = [("--key", &self.key), ("--read-key", &self.read_key)];
         for (flag, path) in paths {
             if let Some(path) = path {

@@ -54,7 +54,7 @@ pub struct IngestArgs {
 impl IngestArgs {
     /// These arguments as `medledger bench` flags.
     pub(crate) fn command_line(&self) -> Vec<String> {
-        [
+        super::flags([
             ("--txs", self.txs.to_string()),
             ("--signers", self.signers.to_string()),
             ("--block-txs", self.block_txs.to_string()),
@@ -62,10 +62,7 @@ impl IngestArgs {
             ("--threads", self.threads.to_string()),
             ("--batch", self.batch.to_string()),
             ("--seed", self.seed.to_string()),
-        ]
-        .into_iter()
-        .flat_map(|(flag, value)| [flag.to_owned(), value])
-        .collect()
+        ])
     }
 }
 

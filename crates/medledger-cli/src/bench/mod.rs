@@ -122,6 +122,11 @@ pub(crate) fn chain_directory(
     Ok((Some(temporary), directory))
 }
 
+/// `(flag, value)` pairs as command-line arguments: what `bench all` passes to each bench.
+pub(crate) fn flags<const N: usize>(pairs: [(&str, String); N]) -> Vec<String> {
+    pairs.into_iter().flat_map(|(flag, value)| [flag.to_owned(), value]).collect()
+}
+
 /// Cores this process may use.
 pub(crate) fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)

@@ -60,7 +60,7 @@ pub struct ScaleArgs {
 impl ScaleArgs {
     /// These arguments as `medledger bench` flags.
     pub(crate) fn command_line(&self) -> Vec<String> {
-        [
+        super::flags([
             ("--txs", self.txs.to_string()),
             ("--checkpoint", self.checkpoint.to_string()),
             ("--signers", self.signers.to_string()),
@@ -68,10 +68,7 @@ impl ScaleArgs {
             ("--seed", self.seed.to_string()),
             ("--max-minutes", self.max_minutes.to_string()),
             ("--store-cache-mib", self.store_cache_mib.to_string()),
-        ]
-        .into_iter()
-        .flat_map(|(flag, value)| [flag.to_owned(), value])
-        .collect()
+        ])
     }
 }
 
@@ -94,15 +91,12 @@ pub struct ProofArgs {
 impl ProofArgs {
     /// These arguments as `medledger bench` flags.
     pub(crate) fn command_line(&self) -> Vec<String> {
-        [
+        super::flags([
             ("--txs", self.txs.to_string()),
             ("--signers", self.signers.to_string()),
             ("--block-txs", self.block_txs.to_string()),
             ("--seed", self.seed.to_string()),
-        ]
-        .into_iter()
-        .flat_map(|(flag, value)| [flag.to_owned(), value])
-        .collect()
+        ])
     }
 }
 
