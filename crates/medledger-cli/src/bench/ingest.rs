@@ -15,7 +15,7 @@ use medledger_store::Store;
 use serde::{Deserialize, Serialize};
 
 use super::load::AnchorLoad;
-use super::{Machine, progress_bar, seeded_key, submit_retrying, write_report};
+use super::{CommitCounter, Machine, progress_bar, seeded_key, submit_retrying, write_report};
 use crate::run::Producer;
 use crate::{Cli, CliError};
 
@@ -144,26 +144,22 @@ fn send_share(node: &Node, load: &AnchorLoad, args: &IngestArgs, thread: usize, 
 /// Follows commits until all transactions are in; returns (blocks, transactions).
 fn watch_commits(node: &Node, args: &IngestArgs, deadline: Instant) -> Result<(u64, u64), CliError> {
     let progress = progress_bar("ingesting", args.txs);
-    let mut seen_height = 0;
-    let mut transactions = 0u64;
+    let mut counter = CommitCounter::default();
     let mut stdout = std::io::stdout().lock();
-    while transactions < args.txs {
+    while counter.transactions < args.txs {
         if Instant::now() > deadline {
             return Err(CliError::Remote(format!("ingest did not finish within {MAX_INGEST_DURATION:?}")));
         }
-        let height = node.with_chain(medledger_state::Chain::height);
-        for committed in seen_height + 1..=height {
-            transactions += u64::from(node.store().header(committed)?.tx_count);
+        let transactions = counter.update_with(node, |height, transactions| {
             if args.print_commits {
-                writeln!(stdout, "committed height {committed} ({transactions} transactions)")
+                writeln!(stdout, "committed height {height} ({transactions} transactions)")
                     .and_then(|()| stdout.flush())
                     .ok();
             }
-        }
-        seen_height = height;
+        })?;
         progress.set_position(transactions);
         std::thread::sleep(Duration::from_millis(2));
     }
     progress.finish_and_clear();
-    Ok((seen_height, transactions))
+    Ok((counter.height, counter.transactions))
 }

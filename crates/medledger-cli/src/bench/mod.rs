@@ -215,3 +215,34 @@ pub(crate) fn submit_retrying(node: &Node, mut batch: Vec<Transaction>, deadline
         batch = retry;
     }
 }
+
+/// Counts committed transactions, reading only the headers of blocks it has not seen.
+#[derive(Default)]
+pub(crate) struct CommitCounter {
+    /// The last height counted.
+    pub height: u64,
+    /// Transactions in blocks up to it.
+    pub transactions: u64,
+}
+
+impl CommitCounter {
+    /// Counts the blocks committed since the last call; returns the running total.
+    pub(crate) fn update(&mut self, node: &Node) -> Result<u64, CliError> {
+        self.update_with(node, |_, _| {})
+    }
+
+    /// The same, calling `on_block(height, total)` after each newly counted block.
+    pub(crate) fn update_with(
+        &mut self,
+        node: &Node,
+        mut on_block: impl FnMut(u64, u64),
+    ) -> Result<u64, CliError> {
+        let height = node.with_chain(medledger_state::Chain::height);
+        for committed in self.height + 1..=height {
+            self.transactions += u64::from(node.store().header(committed)?.tx_count);
+            on_block(committed, self.transactions);
+        }
+        self.height = height;
+        Ok(self.transactions)
+    }
+}

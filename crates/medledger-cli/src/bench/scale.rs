@@ -19,7 +19,7 @@ use medledger_types::{Encode as _, Transaction};
 use serde::{Deserialize, Serialize};
 
 use super::load::AnchorLoad;
-use super::{Machine, progress_bar, seeded_key, submit_retrying, write_report};
+use super::{CommitCounter, Machine, progress_bar, seeded_key, submit_retrying, write_report};
 use crate::run::Producer;
 use crate::{Cli, CliError};
 
@@ -298,24 +298,6 @@ fn ingest_segment(
     producer.stop()?;
     progress.finish_and_clear();
     Ok((counter.update(node)? - committed_before) as f64 / elapsed.as_secs_f64())
-}
-
-/// Counts committed transactions, reading only the headers of blocks it has not seen.
-#[derive(Default)]
-struct CommitCounter {
-    height: u64,
-    transactions: u64,
-}
-
-impl CommitCounter {
-    fn update(&mut self, node: &Node) -> Result<u64, CliError> {
-        let height = node.with_chain(medledger_state::Chain::height);
-        for committed in self.height + 1..=height {
-            self.transactions += u64::from(node.store().header(committed)?.tx_count);
-        }
-        self.height = height;
-        Ok(self.transactions)
-    }
 }
 
 /// Stops the node, reopens its store as a restarting node would, and times the reopen.
