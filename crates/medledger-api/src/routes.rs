@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use medledger_crypto::merkle::{ConsistencyProof, InclusionProof};
+use medledger_crypto::merkle::{CompleteSubtrees, ConsistencyProof, InclusionProof};
 use medledger_crypto::{Digest, PublicKey};
 use medledger_node::{Node, TxStatus};
 use medledger_records::Records;

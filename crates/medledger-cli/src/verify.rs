@@ -6,7 +6,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use medledger_api::StateProofView;
 use medledger_crypto::Digest;
-use medledger_state::{StateProof, StateStore, keys};
+use medledger_state::{HistoryStore, StateProof, StateStore, keys};
 use medledger_store::{ReadOnlyStore, Store, StoreSnapshot};
 use medledger_types::{Block, BlockHeader, Decode, Genesis, Receipt};
 use serde::Deserialize;
@@ -144,7 +144,9 @@ fn verify(source: &impl BlockSource, args: &VerifyArgs) -> Result<(), CliError> 
         progress.inc(1);
     }
     if let Some(stored) = source.state()? {
-        compare_states(stored.as_ref(), replay.snapshot()?.as_ref())
+        let replayed = replay.snapshot()?;
+        compare_states(stored.as_ref(), replayed.as_ref())
+            .and_then(|()| compare_histories(stored.as_ref(), replayed.as_ref()))
             .map_err(|reason| CliError::Verification { height, reason })?;
     }
     progress.finish_and_clear();
@@ -175,6 +177,27 @@ fn compare_states(stored: &dyn StateStore, replayed: &dyn StateStore) -> Result<
         }
     }
     unreachable!("the loop returns when both states end")
+}
+
+/// Compares every stored subtree of the block history with the replay's: opening a store
+/// checks only those under the head's history root, and consistency proofs read all of them.
+fn compare_histories(stored: &dyn HistoryStore, replayed: &dyn HistoryStore) -> Result<(), String> {
+    let blocks = replayed.block_count();
+    if stored.block_count() != blocks {
+        return Err(format!("the stored history holds {} blocks, not {blocks}", stored.block_count()));
+    }
+    for height in 1..=blocks.checked_ilog2().unwrap_or(0) {
+        for position in 0..blocks >> height {
+            if stored.complete_subtree(height, position) != replayed.complete_subtree(height, position) {
+                let first = (position << height) + 1;
+                let last = (position + 1) << height;
+                return Err(format!(
+                    "the stored history differs from the replayed one over blocks {first} to {last}"
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Checks a saved state proof: the header hashes to the block named, and the proof leads from

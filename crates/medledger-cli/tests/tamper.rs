@@ -5,7 +5,7 @@ mod support;
 
 use std::path::Path;
 
-use medledger_store::tables::{BLOCKS, STATE};
+use medledger_store::tables::{BLOCKS, HISTORY, STATE};
 use redb::{ReadableDatabase as _, ReadableTable as _};
 use support::{path_str, run};
 
@@ -101,6 +101,27 @@ fn verify_finds_a_stored_state_entry_the_blocks_do_not_produce() {
     assert_eq!(output.status.code(), Some(3), "{stderr}");
     assert!(
         stderr.contains("the stored state differs from the replayed state at entry 0 (account)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn verify_finds_a_stored_history_subtree_the_blocks_do_not_produce() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    build_chain(dir.path());
+    {
+        // Blocks 1 and 2: not under the head's history root (12 blocks are 8 + 4), so only a
+        // consistency proof, and verify, would read it.
+        let db = redb::Database::open(medledger_store::database_path(dir.path())).expect("open");
+        let write = db.begin_write().expect("write");
+        write.open_table(HISTORY).expect("history table").insert((1u8, 0u64), [9u8; 32]).expect("insert");
+        write.commit().expect("commit");
+    }
+    let output = run(&["verify", "--data-dir", path_str(dir.path())]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("the stored history differs from the replayed one over blocks 1 to 2"),
         "{stderr}"
     );
 }

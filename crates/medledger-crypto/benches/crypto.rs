@@ -9,7 +9,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use medledger_crypto::merkle::{InclusionProof, MerkleTree, leaf_hash};
+use medledger_crypto::merkle::{CompleteSubtrees, InclusionProof, MerkleTree, leaf_hash};
 use medledger_crypto::{PublicKey, Signature, SigningKey, verify_batch};
 
 /// Signatures per batch: the order of a full block's transactions.

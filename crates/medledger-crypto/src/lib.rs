@@ -18,4 +18,4 @@ pub use envelope::{
 };
 pub use hash::{Digest, DigestParseError, Sha256Stream, sha256, tagged_hash};
 pub use keys::{KeyError, PublicKey, Signature, SignatureError, SigningKey, verify_batch};
-pub use merkle::{ConsistencyProof, InclusionProof, MerkleTree, ProofError};
+pub use merkle::{CompleteSubtrees, ConsistencyProof, InclusionProof, MerkleTree, ProofError};

@@ -11,11 +11,8 @@
 //! most 64 stored ones, so roots, inclusion proofs and consistency proofs for every size up to
 //! `len` cost O(log² n) hashes or less and never O(n).
 //!
-//! Each level shares its full chunks of [`CHUNK_DIGESTS`] hashes between clones: a chain's
-//! state, block-hash tree included, is cloned for every candidate block, and copying a tree
-//! that grows with the chain would make each clone cost O(n).
-
-use std::sync::Arc;
+//! The proofs themselves are [`CompleteSubtrees`]'s, so a tree kept elsewhere (the chain's
+//! block history, on disk) proves exactly as this one does.
 
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
@@ -158,50 +155,12 @@ pub enum ProofError {
     },
 }
 
-/// Hashes per shared chunk of a level: a clone costs one pointer per chunk, and the part of a
-/// level not yet in a full chunk (less than this) is copied.
-const CHUNK_DIGESTS: usize = 1024;
-
-/// An append-only list of hashes whose clones share every full chunk.
-#[derive(Clone, Default, PartialEq, Eq)]
-struct SharedDigests {
-    /// Full chunks of exactly [`CHUNK_DIGESTS`] hashes, never changed once full.
-    chunks: Vec<Arc<[Digest]>>,
-    /// The hashes after the last full chunk: fewer than [`CHUNK_DIGESTS`].
-    tail: Vec<Digest>,
-}
-
-impl SharedDigests {
-    fn len(&self) -> usize {
-        self.chunks.len() * CHUNK_DIGESTS + self.tail.len()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.chunks.is_empty() && self.tail.is_empty()
-    }
-
-    fn push(&mut self, hash: Digest) {
-        self.tail.push(hash);
-        if self.tail.len() == CHUNK_DIGESTS {
-            self.chunks.push(Arc::from(std::mem::take(&mut self.tail)));
-        }
-        debug_assert!(self.tail.len() < CHUNK_DIGESTS);
-    }
-
-    fn get(&self, index: usize) -> Option<Digest> {
-        match self.chunks.get(index / CHUNK_DIGESTS) {
-            Some(chunk) => Some(chunk[index % CHUNK_DIGESTS]),
-            None => self.tail.get(index - self.chunks.len() * CHUNK_DIGESTS).copied(),
-        }
-    }
-}
-
 /// An append-only RFC 9162 Merkle tree over leaf hashes that can prove against any earlier size.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct MerkleTree {
     /// `levels[i]` holds the roots of the complete subtrees of 2^i leaves, left to right:
     /// `levels[i].len() == len >> i`. Level 0 is the leaf hashes.
-    levels: Vec<SharedDigests>,
+    levels: Vec<Vec<Digest>>,
 }
 
 impl MerkleTree {
@@ -226,7 +185,7 @@ impl MerkleTree {
         let mut hash = leaf_hash;
         loop {
             if level == self.levels.len() {
-                self.levels.push(SharedDigests::default());
+                self.levels.push(Vec::new());
             }
             let nodes = &mut self.levels[level];
             nodes.push(hash);
@@ -235,9 +194,7 @@ impl MerkleTree {
             if !count.is_multiple_of(2) {
                 break;
             }
-            let sibling =
-                |index| nodes.get(index).expect("an even, non-empty level ends in a pair of siblings");
-            hash = node_hash(&sibling(count - 2), &sibling(count - 1));
+            hash = node_hash(&nodes[count - 2], &nodes[count - 1]);
             level += 1;
         }
         debug_assert!(self.levels_are_consistent());
@@ -259,125 +216,7 @@ impl MerkleTree {
     #[must_use]
     pub fn leaf(&self, index: u64) -> Option<Digest> {
         let index = usize::try_from(index).ok()?;
-        self.levels.first()?.get(index)
-    }
-
-    /// The root of the whole tree.
-    #[must_use]
-    pub fn root(&self) -> Digest {
-        match self.len() {
-            0 => empty_root(),
-            size => self.subtree_root(0, size),
-        }
-    }
-
-    /// The root the tree had when it held `size` leaves.
-    pub fn root_at(&self, size: u64) -> Result<Digest, ProofError> {
-        self.check_size(size)?;
-        Ok(match size {
-            0 => empty_root(),
-            size => self.subtree_root(0, size),
-        })
-    }
-
-    /// RFC 9162 §2.1.3.1 `PATH(leaf_index, D[0:tree_size])`: the audit path, leaf level first.
-    pub fn inclusion_proof(&self, leaf_index: u64, tree_size: u64) -> Result<InclusionProof, ProofError> {
-        self.check_size(tree_size)?;
-        if leaf_index >= tree_size {
-            return Err(ProofError::LeafIndexOutOfRange { leaf_index, tree_size });
-        }
-        // Walk the RFC's recursion top-down without recursing; the sibling found at each split
-        // is one path element, and the RFC lists them bottom-up, hence the final reverse.
-        let mut audit_path = Vec::with_capacity(64);
-        let (mut start, mut end) = (0, tree_size);
-        while end - start > 1 {
-            let middle = start + largest_power_of_two_below(end - start);
-            if leaf_index < middle {
-                audit_path.push(self.subtree_root(middle, end));
-                end = middle;
-            } else {
-                audit_path.push(self.subtree_root(start, middle));
-                start = middle;
-            }
-        }
-        audit_path.reverse();
-        Ok(InclusionProof { leaf_index, tree_size, audit_path })
-    }
-
-    /// RFC 9162 §2.1.4.1 `PROOF(first_size, D[0:second_size])`; empty when the sizes are equal.
-    pub fn consistency_proof(
-        &self,
-        first_size: u64,
-        second_size: u64,
-    ) -> Result<ConsistencyProof, ProofError> {
-        self.check_size(second_size)?;
-        if first_size == 0 || first_size > second_size {
-            return Err(ProofError::InvalidConsistencySizes { first_size, second_size });
-        }
-        // SUBPROOF(m, D[start:end], b) unrolled: `first_root_is_known` is the RFC's `b`, true
-        // while the subtree that ends at `first_size` is the whole first tree, whose root the
-        // verifier already has. Elements are found top-down and listed bottom-up.
-        let mut path = Vec::with_capacity(2 * 64);
-        let (mut start, mut end) = (0, second_size);
-        let mut first_root_is_known = true;
-        while first_size != end {
-            let middle = start + largest_power_of_two_below(end - start);
-            if first_size <= middle {
-                path.push(self.subtree_root(middle, end));
-                end = middle;
-            } else {
-                path.push(self.subtree_root(start, middle));
-                start = middle;
-                first_root_is_known = false;
-            }
-        }
-        if !first_root_is_known {
-            path.push(self.subtree_root(start, end));
-        }
-        path.reverse();
-        Ok(ConsistencyProof { first_size, second_size, path })
-    }
-
-    fn check_size(&self, tree_size: u64) -> Result<(), ProofError> {
-        let leaf_count = self.len();
-        if tree_size > leaf_count {
-            return Err(ProofError::TreeSizeOutOfRange { tree_size, leaf_count });
-        }
-        Ok(())
-    }
-
-    /// MTH(D[start:end]) for a node of some RFC 9162 tree of size ≤ `len`.
-    ///
-    /// Such a node starts at a multiple of the largest power of two not above its width, so it
-    /// splits into complete stored subtrees, one per set bit of the width, largest first; the
-    /// RFC's split at the largest power of two makes its hash the right fold of those.
-    fn subtree_root(&self, start: u64, end: u64) -> Digest {
-        debug_assert!(start < end && end <= self.len(), "range {start}..{end} outside the tree");
-        let width = end - start;
-        debug_assert!(
-            start.is_multiple_of(1u64 << width.ilog2()),
-            "range {start}..{end} is not a node of an RFC 9162 tree"
-        );
-        // Peel off the smallest piece (lowest set bit) first, since the fold starts on the right.
-        let mut remaining = width;
-        let mut root: Option<Digest> = None;
-        while remaining != 0 {
-            let height = remaining.trailing_zeros();
-            remaining &= remaining - 1;
-            let piece = self.stored_node(height, (start + remaining) >> height);
-            root = Some(match root {
-                None => piece,
-                Some(right) => node_hash(&piece, &right),
-            });
-        }
-        root.expect("a non-empty range has at least one piece")
-    }
-
-    /// The stored root of the complete subtree of 2^height leaves with the given position.
-    fn stored_node(&self, height: u32, position: u64) -> Digest {
-        let level = usize::try_from(height).expect("heights are below 64");
-        let position = usize::try_from(position).expect("positions index an in-memory list");
-        self.levels[level].get(position).expect("callers ask only for stored complete subtrees")
+        self.levels.first()?.get(index).copied()
     }
 
     /// Every level holds `len >> level` nodes and none is left empty at the top.
@@ -393,6 +232,137 @@ impl std::fmt::Debug for MerkleTree {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MerkleTree").field("len", &self.len()).field("root", &self.root()).finish()
     }
+}
+
+impl CompleteSubtrees for MerkleTree {
+    fn leaf_count(&self) -> u64 {
+        self.len()
+    }
+
+    fn complete_subtree(&self, height: u32, position: u64) -> Digest {
+        let level = usize::try_from(height).expect("heights are below 64");
+        let position = usize::try_from(position).expect("positions index an in-memory list");
+        *self.levels[level].get(position).expect("callers ask only for stored complete subtrees")
+    }
+}
+
+/// An append-only RFC 9162 tree that knows the root of each of its complete, aligned
+/// power-of-two subtrees, wherever it keeps them ([`MerkleTree`] in memory, a node's block
+/// history on disk). Roots and proofs for every earlier size follow from those alone.
+pub trait CompleteSubtrees {
+    /// Number of leaves.
+    fn leaf_count(&self) -> u64;
+
+    /// The root of the complete subtree of 2^`height` leaves starting at leaf
+    /// `position << height`. Callers ask only for subtrees inside the tree:
+    /// `(position + 1) << height <= leaf_count()`.
+    fn complete_subtree(&self, height: u32, position: u64) -> Digest;
+
+    /// The root of the whole tree.
+    fn root(&self) -> Digest {
+        match self.leaf_count() {
+            0 => empty_root(),
+            size => subtree_root(self, 0, size),
+        }
+    }
+
+    /// The root the tree had when it held `size` leaves.
+    fn root_at(&self, size: u64) -> Result<Digest, ProofError> {
+        check_size(self, size)?;
+        Ok(match size {
+            0 => empty_root(),
+            size => subtree_root(self, 0, size),
+        })
+    }
+
+    /// RFC 9162 §2.1.3.1 `PATH(leaf_index, D[0:tree_size])`: the audit path, leaf level first.
+    fn inclusion_proof(&self, leaf_index: u64, tree_size: u64) -> Result<InclusionProof, ProofError> {
+        check_size(self, tree_size)?;
+        if leaf_index >= tree_size {
+            return Err(ProofError::LeafIndexOutOfRange { leaf_index, tree_size });
+        }
+        // Walk the RFC's recursion top-down without recursing; the sibling found at each split
+        // is one path element, and the RFC lists them bottom-up, hence the final reverse.
+        let mut audit_path = Vec::with_capacity(64);
+        let (mut start, mut end) = (0, tree_size);
+        while end - start > 1 {
+            let middle = start + largest_power_of_two_below(end - start);
+            if leaf_index < middle {
+                audit_path.push(subtree_root(self, middle, end));
+                end = middle;
+            } else {
+                audit_path.push(subtree_root(self, start, middle));
+                start = middle;
+            }
+        }
+        audit_path.reverse();
+        Ok(InclusionProof { leaf_index, tree_size, audit_path })
+    }
+
+    /// RFC 9162 §2.1.4.1 `PROOF(first_size, D[0:second_size])`; empty when the sizes are equal.
+    fn consistency_proof(&self, first_size: u64, second_size: u64) -> Result<ConsistencyProof, ProofError> {
+        check_size(self, second_size)?;
+        if first_size == 0 || first_size > second_size {
+            return Err(ProofError::InvalidConsistencySizes { first_size, second_size });
+        }
+        // SUBPROOF(m, D[start:end], b) unrolled: `first_root_is_known` is the RFC's `b`, true
+        // while the subtree that ends at `first_size` is the whole first tree, whose root the
+        // verifier already has. Elements are found top-down and listed bottom-up.
+        let mut path = Vec::with_capacity(2 * 64);
+        let (mut start, mut end) = (0, second_size);
+        let mut first_root_is_known = true;
+        while first_size != end {
+            let middle = start + largest_power_of_two_below(end - start);
+            if first_size <= middle {
+                path.push(subtree_root(self, middle, end));
+                end = middle;
+            } else {
+                path.push(subtree_root(self, start, middle));
+                start = middle;
+                first_root_is_known = false;
+            }
+        }
+        if !first_root_is_known {
+            path.push(subtree_root(self, start, end));
+        }
+        path.reverse();
+        Ok(ConsistencyProof { first_size, second_size, path })
+    }
+}
+
+fn check_size<T: CompleteSubtrees + ?Sized>(tree: &T, tree_size: u64) -> Result<(), ProofError> {
+    let leaf_count = tree.leaf_count();
+    if tree_size > leaf_count {
+        return Err(ProofError::TreeSizeOutOfRange { tree_size, leaf_count });
+    }
+    Ok(())
+}
+
+/// MTH(D[start:end]) for a node of some RFC 9162 tree of size ≤ the tree's.
+///
+/// Such a node starts at a multiple of the largest power of two not above its width, so it
+/// splits into complete subtrees, one per set bit of the width, largest first; the RFC's split
+/// at the largest power of two makes its hash the right fold of those.
+fn subtree_root<T: CompleteSubtrees + ?Sized>(tree: &T, start: u64, end: u64) -> Digest {
+    debug_assert!(start < end && end <= tree.leaf_count(), "range {start}..{end} outside the tree");
+    let width = end - start;
+    debug_assert!(
+        start.is_multiple_of(1u64 << width.ilog2()),
+        "range {start}..{end} is not a node of an RFC 9162 tree"
+    );
+    // Peel off the smallest piece (lowest set bit) first, since the fold starts on the right.
+    let mut remaining = width;
+    let mut root: Option<Digest> = None;
+    while remaining != 0 {
+        let height = remaining.trailing_zeros();
+        remaining &= remaining - 1;
+        let piece = tree.complete_subtree(height, (start + remaining) >> height);
+        root = Some(match root {
+            None => piece,
+            Some(right) => node_hash(&piece, &right),
+        });
+    }
+    root.expect("a non-empty range has at least one piece")
 }
 
 /// Largest power of two strictly below `width` (the RFC's `k`), for `width >= 2`.
@@ -908,29 +878,6 @@ mod tests {
     }
 
     #[test]
-    fn clones_share_full_chunks_and_grow_apart() {
-        let leaves =
-            |count: usize| (0..count).map(|index| leaf_hash(&index.to_be_bytes())).collect::<Vec<_>>();
-        let mut tree = MerkleTree::from_leaf_hashes(leaves(2 * CHUNK_DIGESTS + 5));
-        let mut clone = tree.clone();
-        assert!(
-            Arc::ptr_eq(&tree.levels[0].chunks[0], &clone.levels[0].chunks[0]),
-            "a clone shares the full chunks"
-        );
-        tree.push(leaf_hash(b"left"));
-        clone.push(leaf_hash(b"right"));
-        assert_ne!(tree.root(), clone.root());
-        let mut rebuilt = leaves(2 * CHUNK_DIGESTS + 5);
-        rebuilt.push(leaf_hash(b"right"));
-        assert_eq!(clone, MerkleTree::from_leaf_hashes(rebuilt), "a clone grows like a fresh tree");
-        for size in [1, CHUNK_DIGESTS as u64, CHUNK_DIGESTS as u64 + 1, clone.len()] {
-            let proof = clone.inclusion_proof(size - 1, size).expect("a proof");
-            let leaf = clone.leaf(size - 1).expect("a leaf");
-            proof.verify(&leaf, &clone.root_at(size).expect("a root")).expect("verifies");
-        }
-    }
-
-    #[test]
     fn stored_levels_hold_only_complete_subtrees() {
         let mut tree = MerkleTree::new();
         assert!(tree.is_empty());
@@ -940,7 +887,7 @@ mod tests {
             assert!(tree.levels_are_consistent());
         }
         // 13 = 0b1101: 13, 6, 3 and 1 complete subtrees of 1, 2, 4 and 8 leaves.
-        let level_sizes: Vec<usize> = tree.levels.iter().map(SharedDigests::len).collect();
+        let level_sizes: Vec<usize> = tree.levels.iter().map(Vec::len).collect();
         assert_eq!(level_sizes, vec![13, 6, 3, 1]);
         assert_eq!(tree.leaf(12), Some(leaf_hash(&[12])));
         assert_eq!(tree.leaf(13), None);

@@ -8,7 +8,8 @@
 //! files are off because the crate directory may be read-only in CI.
 
 use medledger_crypto::merkle::{
-    ConsistencyProof, InclusionProof, MAX_PROOF_HASHES, MerkleTree, ProofError, leaf_hash, root_of,
+    CompleteSubtrees, ConsistencyProof, InclusionProof, MAX_PROOF_HASHES, MerkleTree, ProofError, leaf_hash,
+    root_of,
 };
 use medledger_crypto::{Digest, sha256};
 use proptest::prelude::*;

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use medledger_crypto::merkle::{InclusionProof, MerkleTree, leaf_hash};
+use medledger_crypto::merkle::{CompleteSubtrees, InclusionProof, MerkleTree, leaf_hash};
 use medledger_crypto::{Digest, PublicKey, SigningKey};
 use medledger_state::{Account, BlockError, Chain, Committed, MemberStatus, VerifiedBlock, VerifiedTx};
 use medledger_store::{Store, StoreError, TxLocation};

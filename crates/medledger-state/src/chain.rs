@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use medledger_crypto::merkle::{MerkleTree, leaf_hash, root_of};
+use medledger_crypto::merkle::{CompleteSubtrees, leaf_hash, root_of};
 use medledger_crypto::{Digest, PublicKey, SignatureError, SigningKey, verify_batch};
 use medledger_types::limits::MAX_BLOCK_TXS;
 use medledger_types::{
@@ -13,11 +13,17 @@ use medledger_types::{
 
 use crate::commitment::StateProof;
 use crate::execute::{ExecutionContext, execute};
+use crate::history::{History, HistoryStore};
 use crate::records::{
     Account, CareRelationship, MemberStatus, Organization, Proposal, RecordHead, RecordVersion, Registry,
     ValidatorSchedule, keys,
 };
 use crate::state::{PreparedWrites, State, StateStore, WriteSet};
+
+/// A node's store as a chain reads it: the committed state and the committed block history.
+pub trait ChainStore: StateStore + HistoryStore {}
+
+impl<T: StateStore + HistoryStore> ChainStore for T {}
 
 /// Why a block cannot extend the chain. Each variant names the first rule it breaks.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -229,7 +235,7 @@ pub struct Chain {
     registry: Registry,
     head: Option<BlockHeader>,
     head_hash: Digest,
-    history: MerkleTree,
+    history: History,
 }
 
 impl Chain {
@@ -247,25 +253,23 @@ impl Chain {
             registry,
             head: None,
             head_hash: genesis_hash,
-            history: MerkleTree::new(),
+            history: History::empty(),
         }
     }
 
     /// A chain reopened from storage: `state` must be the state after `head` (version 0, genesis,
-    /// when there is no block), and `block_hashes` the hashes of blocks 1 to `head.height`.
+    /// when there is no block), and `history` the hashes of blocks 1 to `head.height`.
     /// Fails if the state's version or root, or the history, does not match the head.
     pub fn restore(
         genesis: Genesis,
         state: State,
         head: Option<BlockHeader>,
-        block_hashes: impl IntoIterator<Item = Digest>,
+        history: History,
     ) -> Result<Self, BlockError> {
         let mut chain = Self::from_genesis(genesis);
-        chain.history =
-            MerkleTree::from_leaf_hashes(block_hashes.into_iter().map(|hash| leaf_hash(hash.as_bytes())));
         let height = head.as_ref().map_or(0, |head| head.height);
-        if chain.history.len() != height {
-            return Err(BlockError::Height { head: chain.history.len(), found: height });
+        if history.len() != height {
+            return Err(BlockError::Height { head: history.len(), found: height });
         }
         if state.version() != Some(height) {
             return Err(BlockError::Height { head: state.version().unwrap_or(0), found: height });
@@ -276,17 +280,24 @@ impl Chain {
             return Ok(chain);
         };
         check_root("state", head.state_root, state.root())?;
+        // The head's history root covers the blocks before it; the history holds the head too.
+        let history_before_head = history.root_at(height - 1).expect("the history holds the head");
+        check_root("history", head.history_root, history_before_head)?;
         chain.head_hash = head.hash();
+        let head_leaf = history.complete_subtree(0, height - 1);
+        check_root("history's last block", head_leaf, leaf_hash(chain.head_hash.as_bytes()))?;
         chain.registry = read_registry(&state);
         chain.state = state;
+        chain.history = history;
         chain.head = Some(head);
         Ok(chain)
     }
 
-    /// Moves the state onto `store`, which has durably committed this chain's blocks up to its
-    /// version: the layers those blocks kept in memory are dropped.
-    pub fn rebase(&mut self, store: Arc<dyn StateStore>) {
-        self.state.rebase(store);
+    /// Moves the state and the history onto `store`, which has durably committed this chain's
+    /// blocks up to its version: what those blocks kept in memory is dropped.
+    pub fn rebase(&mut self, store: Arc<dyn ChainStore>) {
+        self.state.rebase(store.clone());
+        self.history.rebase(store);
     }
 
     /// A proof of the value under `key`, or of its absence, against the head's state root.
@@ -333,7 +344,7 @@ impl Chain {
 
     /// The Merkle tree of block hashes (leaf `i` is block `i + 1`).
     #[must_use]
-    pub fn history(&self) -> &MerkleTree {
+    pub fn history(&self) -> &History {
         &self.history
     }
 
@@ -587,7 +598,7 @@ impl Chain {
         assert_eq!(verified.block.header.parent_hash, self.head_hash, "block verified against another head");
         self.state.commit(verified.prepared);
         self.registry = read_registry(&self.state);
-        self.history.push(leaf_hash(verified.hash.as_bytes()));
+        self.history.push(&verified.hash);
         self.head_hash = verified.hash;
         self.head = Some(verified.block.header.clone());
         debug_assert_eq!(self.history.len(), self.height());

@@ -7,6 +7,8 @@
 //!
 //! - [`State`] is the key-value state with its [`commitment`] (the state root): committed
 //!   versions in a [`StateStore`] (a node's is on disk), prepared ones in layers above it.
+//! - [`History`] is the tree of block hashes whose root every header carries: committed
+//!   subtrees in a [`HistoryStore`], the right edge and uncommitted blocks in memory.
 //! - [`execute`] runs a block's transactions against a state, yielding receipts and a
 //!   [`WriteSet`] without changing the state.
 //! - [`Chain`] ties it together: it validates a block against its parent (hash links, proposer
@@ -18,12 +20,14 @@ pub mod authorization;
 mod chain;
 pub mod commitment;
 mod execute;
+mod history;
 mod records;
 mod state;
 
-pub use chain::{BlockError, Chain, Committed, VerifiedBlock, VerifiedTx};
+pub use chain::{BlockError, Chain, ChainStore, Committed, VerifiedBlock, VerifiedTx};
 pub use commitment::{EMPTY_ROOT, StateProof, StateProofError};
 pub use execute::{ExecutionContext, execute, passes_governance};
+pub use history::{History, HistoryStore};
 pub use records::{
     Account, AnchorRecord, CareRelationship, MemberStatus, Organization, Proposal, RecordHead, RecordVersion,
     Registry, ValidatorSchedule, keys,

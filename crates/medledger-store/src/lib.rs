@@ -18,8 +18,9 @@ use std::sync::Arc;
 
 pub use snapshot::StoreSnapshot;
 
+use medledger_crypto::merkle::{leaf_hash, node_hash};
 use medledger_crypto::{Digest, PublicKey};
-use medledger_state::{BlockError, Chain, PreparedWrites, State, VerifiedBlock};
+use medledger_state::{BlockError, Chain, History, PreparedWrites, State, VerifiedBlock};
 use medledger_types::{
     Block, BlockHeader, Decode, DecodeError, Encode, Genesis, GenesisError, Receipt, TxId,
 };
@@ -80,6 +81,10 @@ pub mod tables {
     /// Retiring version (big-endian) ‖ node key → nothing: tree nodes no longer reachable,
     /// deleted from `state_nodes` in one sorted pass every `PRUNE_INTERVAL_VERSIONS` versions.
     pub const STATE_RETIRED: TableDefinition<'_, &[u8], ()> = TableDefinition::new("state_retired");
+    /// (height, position) → root of the complete subtree of 2^height block-hash leaves at that
+    /// position, for heights 1 and up (height 0 is the leaf hash of `block_hashes`): the
+    /// chain's history tree, written with each block so it is never rebuilt in memory.
+    pub const HISTORY: TableDefinition<'_, (u8, u64), [u8; 32]> = TableDefinition::new("history");
     /// Display names of member keys: this node's own directory, never on chain nor replicated.
     pub const DIRECTORY: TableDefinition<'_, [u8; 32], &str> = TableDefinition::new("directory");
     /// Height → the consensus finalization certificate that made that block final (opaque
@@ -89,8 +94,8 @@ pub mod tables {
 }
 
 use tables::{
-    BLOCK_HASHES, BLOCK_HEIGHTS, BLOCKS, DIRECTORY, FINALIZATIONS, META, RECEIPTS, STATE, STATE_NODES,
-    STATE_RETIRED, TX_INDEX,
+    BLOCK_HASHES, BLOCK_HEIGHTS, BLOCKS, DIRECTORY, FINALIZATIONS, HISTORY, META, RECEIPTS, STATE,
+    STATE_NODES, STATE_RETIRED, TX_INDEX,
 };
 
 const META_FORMAT_VERSION: &str = "format_version";
@@ -221,6 +226,7 @@ impl Store<Database> {
             }
             txn.open_table(BLOCK_HASHES).map_err(db_error)?;
             txn.open_table(BLOCK_HEIGHTS).map_err(db_error)?;
+            txn.open_table(HISTORY).map_err(db_error)?;
             txn.open_table(TX_INDEX).map_err(db_error)?;
             txn.open_table(DIRECTORY).map_err(db_error)?;
             txn.open_table(FINALIZATIONS).map_err(db_error)?;
@@ -246,6 +252,8 @@ impl Store<Database> {
         }
         let db = database_builder(options).open(&path).map_err(|error| open_error(&path, error))?;
         let store = Self { db, path };
+        store.check_format_version()?;
+        store.add_history_if_missing()?;
         let chain = store.load_chain()?;
         Ok((store, chain))
     }
@@ -285,10 +293,10 @@ impl Store<Database> {
                 .map_err(db_error)?
                 .insert(height, block.encode().as_slice())
                 .map_err(db_error)?;
-            txn.open_table(BLOCK_HASHES)
-                .map_err(db_error)?
-                .insert(height, verified.hash().0)
-                .map_err(db_error)?;
+            let mut hashes = txn.open_table(BLOCK_HASHES).map_err(db_error)?;
+            hashes.insert(height, verified.hash().0).map_err(db_error)?;
+            write_history(&mut txn.open_table(HISTORY).map_err(db_error)?, &hashes, height, verified.hash())?;
+            drop(hashes);
             txn.open_table(BLOCK_HEIGHTS)
                 .map_err(db_error)?
                 .insert(verified.hash().0, height)
@@ -314,6 +322,60 @@ impl Store<Database> {
         write_state(&txn, verified.prepared())?;
         txn.commit().map_err(db_error)
     }
+}
+
+impl Store<Database> {
+    /// Writes the history table of a store from before it existed (format 3 as first
+    /// released): one pass over the block hashes, once.
+    fn add_history_if_missing(&self) -> Result<(), StoreError> {
+        if self.has_history()? {
+            return Ok(());
+        }
+        let height = self.height()?;
+        let mut txn = self.db.begin_write().map_err(db_error)?;
+        txn.set_durability(Durability::Immediate).map_err(db_error)?;
+        {
+            let hashes = txn.open_table(BLOCK_HASHES).map_err(db_error)?;
+            let mut history = txn.open_table(HISTORY).map_err(db_error)?;
+            for entry in hashes.range(1..=height).map_err(db_error)? {
+                let (height, hash) = entry.map_err(db_error)?;
+                write_history(&mut history, &hashes, height.value(), Digest(hash.value()))?;
+            }
+        }
+        txn.commit().map_err(db_error)
+    }
+}
+
+/// Adds block `height`'s hash to the history: the subtrees it completes, each from its left
+/// sibling (already stored) and the subtree just completed. Block `height` is leaf `height - 1`.
+fn write_history(
+    history: &mut redb::Table<'_, (u8, u64), [u8; 32]>,
+    hashes: &impl ReadableTable<u64, [u8; 32]>,
+    height: u64,
+    block_hash: Digest,
+) -> Result<(), StoreError> {
+    let mut position = height - 1;
+    let mut root = leaf_hash(block_hash.as_bytes());
+    let mut subtree_height = 0u8;
+    while position & 1 == 1 {
+        let left = if subtree_height == 0 {
+            // Leaf `position - 1` is block `position`.
+            let hash = hashes.get(position).map_err(db_error)?;
+            let hash = hash.ok_or_else(|| StoreError::Missing(format!("the hash of block {position}")))?;
+            leaf_hash(&hash.value())
+        } else {
+            let node = history.get((subtree_height, position - 1)).map_err(db_error)?;
+            let node = node.ok_or_else(|| {
+                StoreError::Missing(format!("history subtree {subtree_height}/{}", position - 1))
+            })?;
+            Digest(node.value())
+        };
+        root = node_hash(&left, &root);
+        subtree_height += 1;
+        position >>= 1;
+        history.insert((subtree_height, position), root.0).map_err(db_error)?;
+    }
+    Ok(())
 }
 
 /// The page cache bound, set on every open: redb would otherwise take 1 GiB.
@@ -400,6 +462,18 @@ impl Store<ReadOnlyDatabase> {
         };
         let store = Self { db, path };
         store.check_format_version()?;
+        if !store.has_history()? {
+            // A store from before the history table: let a read-write open add it, as a
+            // restarting node would, then read the result.
+            let Self { db, path } = store;
+            drop(db);
+            let writer = Store { db: Database::open(&path).map_err(|error| open_error(&path, error))?, path };
+            writer.add_history_if_missing()?;
+            let Store { db, path } = writer;
+            drop(db);
+            let db = ReadOnlyDatabase::open(&path).map_err(|error| open_error(&path, error))?;
+            return Ok(Self { db, path });
+        }
         Ok(store)
     }
 }
@@ -409,6 +483,16 @@ impl<D: ReadableDatabase> Store<D> {
     #[must_use]
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Whether the store has its history table (every store created since the table exists).
+    fn has_history(&self) -> Result<bool, StoreError> {
+        let txn = self.db.begin_read().map_err(db_error)?;
+        match txn.open_table(HISTORY) {
+            Ok(_) => Ok(true),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(false),
+            Err(error) => Err(db_error(error)),
+        }
     }
 
     fn check_format_version(&self) -> Result<(), StoreError> {
@@ -426,23 +510,18 @@ impl<D: ReadableDatabase> Store<D> {
         }
     }
 
-    /// The chain at the stored head, over the stored state, checked against the head's roots.
+    /// The chain at the stored head, over the stored state and history, checked against the
+    /// head's roots.
     pub fn load_chain(&self) -> Result<Chain, StoreError> {
         self.check_format_version()?;
         let genesis = self.genesis()?;
-        let txn = self.db.begin_read().map_err(db_error)?;
-        let hashes_table = txn.open_table(BLOCK_HASHES).map_err(db_error)?;
-        let hashes = hashes_table
-            .iter()
-            .map_err(db_error)?
-            .map(|entry| entry.map(|(_, hash)| Digest(hash.value())).map_err(db_error))
-            .collect::<Result<Vec<_>, StoreError>>()?;
         let head = match self.height()? {
             0 => None,
             height => Some(self.header(height)?),
         };
-        let state = State::new(self.snapshot()?);
-        Chain::restore(genesis, state, head, hashes).map_err(StoreError::StateMismatch)
+        let snapshot = self.snapshot()?;
+        let state = State::new(snapshot.clone());
+        Chain::restore(genesis, state, head, History::new(snapshot)).map_err(StoreError::StateMismatch)
     }
 
     /// A consistent view of the committed state, for execution and proofs. Later commits do not

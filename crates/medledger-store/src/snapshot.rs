@@ -1,11 +1,13 @@
 //! The committed state as the state machine reads it: entries and state-tree nodes in one redb
-//! read transaction.
+//! read transaction, with the block history of the same height.
 
-use medledger_state::StateStore;
+use medledger_crypto::Digest;
+use medledger_crypto::merkle::leaf_hash;
 use medledger_state::tree::{Node, NodeKey};
+use medledger_state::{HistoryStore, StateStore};
 use redb::{ReadOnlyTable, ReadTransaction};
 
-use crate::tables::{STATE, STATE_NODES};
+use crate::tables::{BLOCK_HASHES, HISTORY, STATE, STATE_NODES};
 use crate::{StoreError, db_error};
 
 /// The state committed at one height, read from `chain.redb`.
@@ -13,6 +15,8 @@ pub struct StoreSnapshot {
     version: u64,
     entries: ReadOnlyTable<&'static [u8], &'static [u8]>,
     nodes: ReadOnlyTable<&'static [u8], &'static [u8]>,
+    block_hashes: ReadOnlyTable<u64, [u8; 32]>,
+    history: ReadOnlyTable<(u8, u64), [u8; 32]>,
 }
 
 impl StoreSnapshot {
@@ -21,11 +25,13 @@ impl StoreSnapshot {
             version,
             entries: txn.open_table(STATE).map_err(db_error)?,
             nodes: txn.open_table(STATE_NODES).map_err(db_error)?,
+            block_hashes: txn.open_table(BLOCK_HASHES).map_err(db_error)?,
+            history: txn.open_table(HISTORY).map_err(db_error)?,
         })
     }
 }
 
-/// A read failed: the node cannot go on without its state (see [`StateStore`]).
+/// A read failed: the node cannot go on without its state (see [`StateStore`]) or history.
 fn unreadable(error: impl std::fmt::Display) -> ! {
     panic!("chain.redb: the committed state cannot be read: {error}")
 }
@@ -69,6 +75,25 @@ impl StateStore for StoreSnapshot {
     }
 }
 
+impl HistoryStore for StoreSnapshot {
+    fn block_count(&self) -> u64 {
+        self.version
+    }
+
+    fn complete_subtree(&self, height: u32, position: u64) -> Digest {
+        debug_assert!((position + 1) << height <= self.version, "subtree outside the stored history");
+        if height == 0 {
+            // Leaf `position` is block `position + 1`.
+            let hash = self.block_hashes.get(position + 1).unwrap_or_else(|error| unreadable(error));
+            let hash = hash.unwrap_or_else(|| unreadable(format!("no hash for block {}", position + 1)));
+            return leaf_hash(&hash.value());
+        }
+        let height = u8::try_from(height).expect("subtree heights are below 65");
+        let root = self.history.get((height, position)).unwrap_or_else(|error| unreadable(error));
+        Digest(root.unwrap_or_else(|| unreadable(format!("no history subtree {height}/{position}"))).value())
+    }
+}
+
 /// A state-tree node key as stored: the version big-endian first, so the nodes a block writes
 /// sit side by side in the table (one run of pages, not one page per node), then the path.
 pub(crate) fn encode_node_key(key: &NodeKey) -> Vec<u8> {
@@ -95,7 +120,7 @@ mod tests {
     use redb::{Database, ReadableDatabase, ReadableTableMetadata};
 
     use super::StoreSnapshot;
-    use crate::tables::{STATE, STATE_NODES, STATE_RETIRED};
+    use crate::tables::{BLOCK_HASHES, HISTORY, STATE, STATE_NODES, STATE_RETIRED};
     use crate::write_state;
 
     /// Seeds run per test run; each is a full history of `VERSIONS` versions.
@@ -165,6 +190,11 @@ mod tests {
             let dir = tempfile::tempdir().expect("temp dir");
             let path = dir.path().join("state.redb");
             let mut db = Database::create(&path).expect("create");
+            // The snapshot opens the history's tables too; this test has no blocks to put there.
+            let txn = db.begin_write().expect("write");
+            txn.open_table(BLOCK_HASHES).expect("block hashes");
+            txn.open_table(HISTORY).expect("history");
+            txn.commit().expect("commit");
             let mut rng = seed;
             let mut model = BTreeMap::new();
             let mut state = State::empty();

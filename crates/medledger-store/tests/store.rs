@@ -1,5 +1,6 @@
 //! The store on real redb files: round trips, and the checks it makes when it opens.
 
+use medledger_crypto::merkle::CompleteSubtrees as _;
 use medledger_crypto::{SigningKey, sha256};
 use medledger_state::{Chain, VerifiedTx};
 use medledger_store::{Store, StoreError, TxLocation, database_path, tables};
@@ -151,4 +152,66 @@ fn read_only_open_reads_a_closed_store() {
     assert_eq!(reader.height().expect("height"), 3);
     assert_eq!(reader.header(3).expect("header").hash(), chain.head_hash());
     assert_eq!(reader.genesis().expect("genesis").hash(), chain.genesis_hash());
+}
+
+#[test]
+fn the_history_is_read_from_the_store_and_added_to_a_store_without_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let blocks = 13;
+    let (store, chain, _) = chain_with_blocks(dir.path(), blocks);
+    // This chain was never rebased: its whole history is in memory, the model to compare with.
+    let model = chain.history().clone();
+    drop(store);
+    let same_history = |chain: &Chain, how: &str| {
+        let history = chain.history();
+        assert_eq!(history.len(), blocks, "{how}");
+        assert_eq!(history.root(), model.root(), "{how}");
+        for second in 1..=blocks {
+            assert_eq!(history.root_at(second), model.root_at(second), "{how}: root at {second}");
+            for first in 1..=second {
+                assert_eq!(
+                    history.consistency_proof(first, second),
+                    model.consistency_proof(first, second),
+                    "{how}: consistency {first}..{second}"
+                );
+            }
+        }
+    };
+    let (store, reopened) = Store::open(dir.path()).expect("reopen");
+    same_history(&reopened, "reopened");
+    drop((store, reopened));
+
+    // A store written before the history table existed gets it on its next open, read-only or not.
+    let remove_history = || {
+        let db = redb::Database::open(database_path(dir.path())).expect("open");
+        let txn = db.begin_write().expect("write");
+        assert!(txn.delete_table(tables::HISTORY).expect("delete"), "the table was there");
+        txn.commit().expect("commit");
+    };
+    remove_history();
+    let reader = Store::open_read_only(dir.path()).expect("read-only open adds the history");
+    same_history(&reader.load_chain().expect("load"), "read-only open of an older store");
+    drop(reader);
+    remove_history();
+    let (_store, upgraded) = Store::open(dir.path()).expect("open adds the history");
+    same_history(&upgraded, "open of an older store");
+}
+
+#[test]
+fn open_rejects_a_history_that_does_not_match_the_last_block() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (store, _, _) = chain_with_blocks(dir.path(), 13);
+    drop(store);
+    {
+        // Blocks 1..=8 as one subtree: part of the root the head's header carries (blocks 1..=12).
+        let db = redb::Database::open(database_path(dir.path())).expect("open");
+        let txn = db.begin_write().expect("write");
+        txn.open_table(tables::HISTORY).expect("history").insert((3u8, 0u64), [7u8; 32]).expect("insert");
+        txn.commit().expect("commit");
+    }
+    match Store::open(dir.path()) {
+        Err(StoreError::StateMismatch(error)) => assert!(error.to_string().contains("history"), "{error}"),
+        Err(other) => panic!("expected a history mismatch, got {other}"),
+        Ok(_) => panic!("a tampered history was accepted"),
+    }
 }
