@@ -111,6 +111,9 @@ pub(crate) struct Checkpoint {
     pub rss_bytes: u64,
     /// Size of `chain.redb`.
     pub store_bytes: u64,
+    /// Bytes this process sent to storage during the segment, per transaction of it: what the
+    /// store rewrites, against what it keeps (`store_bytes`).
+    pub written_per_tx_bytes: f64,
     /// Time to reopen the store, as a restarting node does.
     pub startup_ms: f64,
     /// State proofs against the head.
@@ -220,11 +223,12 @@ fn measure(cli: &Cli, plan: &Plan) -> Result<(Vec<Checkpoint>, Machine), CliErro
     let (store, chain) = Store::create_with(&data_dir, &load.single_hospital_genesis(), plan.store)?;
     let mut node = Arc::new(Node::new(store, chain, seeded_key(plan.seed, "node", 0), config)?);
     println!(
-        "{:>12} {:>9} {:>8} {:>10} {:>9}  {:<24} {:<24}",
+        "{:>12} {:>9} {:>8} {:>10} {:>12} {:>9}  {:<24} {:<24}",
         "transactions",
         "tx/s",
         "RSS MiB",
         "store B/tx",
+        "written B/tx",
         "start-up",
         "state proof µs gen/verify",
         "inclusion proof µs"
@@ -234,7 +238,9 @@ fn measure(cli: &Cli, plan: &Plan) -> Result<(Vec<Checkpoint>, Machine), CliErro
     let mut sent = 0;
     while sent < plan.txs && Instant::now() < plan.deadline {
         let segment = plan.checkpoint.min(plan.txs - sent);
+        let written_before = written_bytes();
         let rate = ingest_segment(&node, &mut counter, &load, sent..sent + segment, plan.deadline)?;
+        let written = written_bytes().saturating_sub(written_before);
         sent += segment;
         let store_bytes = std::fs::metadata(medledger_store::database_path(&data_dir))
             .map_err(CliError::io(&data_dir))?
@@ -247,16 +253,18 @@ fn measure(cli: &Cli, plan: &Plan) -> Result<(Vec<Checkpoint>, Machine), CliErro
             tx_per_s: rate,
             rss_bytes,
             store_bytes,
+            written_per_tx_bytes: written as f64 / segment as f64,
             startup_ms: startup.as_secs_f64() * 1_000.0,
             state_proof: time_state_proofs(&node, &load, sent)?,
             inclusion_proof: time_inclusion_proofs(&node, &load, sent)?,
         };
         println!(
-            "{:>12} {:>9.0} {:>8.0} {:>10.0} {:>7.0}ms  {:<24} {:<24}",
+            "{:>12} {:>9.0} {:>8.0} {:>10.0} {:>12.0} {:>7.0}ms  {:<24} {:<24}",
             checkpoint.transactions,
             checkpoint.tx_per_s,
             checkpoint.rss_bytes as f64 / f64::from(1 << 20),
             checkpoint.store_bytes as f64 / checkpoint.transactions as f64,
+            checkpoint.written_per_tx_bytes,
             checkpoint.startup_ms,
             checkpoint.state_proof.cell(),
             checkpoint.inclusion_proof.cell(),
@@ -379,6 +387,15 @@ pub(crate) fn resident_bytes() -> u64 {
 /// This process's peak resident memory so far.
 pub(crate) fn peak_resident_bytes() -> u64 {
     proc_status_kib("VmHWM:") * 1024
+}
+
+/// Bytes this process has caused to be sent to storage (`write_bytes` of `/proc/self/io`; 0 where
+/// the kernel does not account it).
+fn written_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/io")
+        .ok()
+        .and_then(|io| io.lines().find_map(|line| line.strip_prefix("write_bytes:")?.trim().parse().ok()))
+        .unwrap_or(0)
 }
 
 fn proc_status_kib(field: &str) -> u64 {
