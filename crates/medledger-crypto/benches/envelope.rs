@@ -67,6 +67,18 @@ fn key_wrapping(c: &mut Criterion) {
         b.iter(|| VaultPublicKey::from_bytes(black_box(recipient.as_bytes())).expect("valid"));
     });
     group.finish();
+
+    // The vault's own copy: XChaCha20-Poly1305 under its key-encryption key.
+    let key_encryption_key = vault.key_encryption_key();
+    let local = key_encryption_key.wrap(&key, CONTEXT);
+    let mut group = c.benchmark_group("envelope_local_xchacha20poly1305");
+    group.measurement_time(MEASUREMENT_TIME).warm_up_time(WARM_UP_TIME).sample_size(SAMPLE_SIZE);
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("wrap", |b| b.iter(|| key_encryption_key.wrap(black_box(&key), CONTEXT)));
+    group.bench_function("unwrap", |b| {
+        b.iter(|| key_encryption_key.unwrap(black_box(&local), CONTEXT).expect("unwraps"));
+    });
+    group.finish();
 }
 
 criterion_group!(benches, data_encryption, key_wrapping);

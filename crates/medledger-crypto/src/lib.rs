@@ -1,7 +1,7 @@
 //! Cryptographic building blocks of MedLedger.
 //!
 //! Nothing here is a home-made primitive: SHA-256 comes from `sha2`, Ed25519 from
-//! `ed25519-dalek`, AES-256-GCM from `aes-gcm`, HPKE from `hpke`, Argon2id from `argon2`.
+//! `ed25519-dalek`, AES-256-GCM from `aes-gcm`, XChaCha20-Poly1305 from `chacha20poly1305`, HPKE from `hpke`, Argon2id from `argon2`.
 //! This crate only fixes *how* MedLedger uses them: digests with a domain-separation tag,
 //! member keys stored as PKCS#8 PEM with mode 0600, batch signature verification, the RFC 9162
 //! Merkle tree with inclusion and consistency proofs, and envelope encryption of records

@@ -2,7 +2,7 @@
 
 use medledger_crypto::Digest;
 use medledger_crypto::PublicKey;
-use medledger_crypto::envelope::WrappedKey;
+use medledger_crypto::envelope::{LOCAL_WRAPPED_KEY_BYTES, LocalWrappedKey, WRAPPED_KEY_BYTES, WrappedKey};
 use medledger_types::{Decode, Encode, OrgId, PatientId, Reader, RecordId, ResourceType, Writer};
 
 use crate::{MAX_SEALED_BYTES, MAX_TOKENS_PER_VERSION, VaultError};
@@ -10,13 +10,44 @@ use crate::{MAX_SEALED_BYTES, MAX_TOKENS_PER_VERSION, VaultError};
 /// Largest wrapped data key: an HPKE encapsulated key, the sealed 32-byte key and its tag.
 const MAX_WRAPPED_KEY_BYTES: usize = 256;
 
+/// The custodian's own copy of a version's data key, as the vault keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OwnWrappedKey {
+    /// Wrapped under the vault's key-encryption key: every version sealed since vault format 3.
+    Local(LocalWrappedKey),
+    /// Wrapped to the vault's public key with HPKE: versions sealed before format 3.
+    Hpke(WrappedKey),
+}
+
+impl OwnWrappedKey {
+    /// The wrapped bytes as stored.
+    #[must_use]
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Self::Local(wrapped) => wrapped.as_bytes(),
+            Self::Hpke(wrapped) => wrapped.as_bytes(),
+        }
+    }
+
+    /// Stored bytes read back. The two schemes have different fixed lengths, which is what
+    /// tells them apart.
+    fn from_bytes(bytes: &[u8]) -> Result<Self, medledger_crypto::EnvelopeError> {
+        match bytes.len() {
+            WRAPPED_KEY_BYTES => WrappedKey::from_bytes(bytes.to_vec()).map(Self::Hpke),
+            _ => LocalWrappedKey::from_bytes(bytes).map(Self::Local),
+        }
+    }
+}
+
+const _: () = assert!(LOCAL_WRAPPED_KEY_BYTES != WRAPPED_KEY_BYTES, "the lengths tell the schemes apart");
+
 /// Ciphertext of a new version with its wrapped data key and the digest its anchor carries.
 #[derive(Debug, Clone)]
 pub struct SealedVersion {
     /// nonce ‖ AES-256-GCM ciphertext ‖ tag.
     pub ciphertext: Vec<u8>,
-    /// The data key, wrapped for the vault's own key.
-    pub wrapped_key: WrappedKey,
+    /// The data key, wrapped for the vault itself.
+    pub wrapped_key: OwnWrappedKey,
     /// SHA-256 of `ciphertext`: what the chain anchors.
     pub digest: Digest,
 }
@@ -43,8 +74,8 @@ pub struct StoredVersion {
     pub ciphertext: Vec<u8>,
     /// SHA-256 of `ciphertext` as computed when sealing.
     pub digest: Digest,
-    /// The data key wrapped for the vault key.
-    pub wrapped_key: WrappedKey,
+    /// The data key wrapped for the vault itself.
+    pub wrapped_key: OwnWrappedKey,
     /// Blind tokens of its searchable values.
     pub tokens: Vec<[u8; 32]>,
 }
@@ -96,7 +127,7 @@ impl Decode for StoredVersion {
             last_updated_ms: reader.u64("last updated")?,
             ciphertext: reader.bytes(MAX_SEALED_BYTES, "ciphertext")?.to_vec(),
             digest: reader.digest("ciphertext digest")?,
-            wrapped_key: WrappedKey::from_bytes(reader.bytes(MAX_WRAPPED_KEY_BYTES, "wrapped key")?.to_vec())
+            wrapped_key: OwnWrappedKey::from_bytes(reader.bytes(MAX_WRAPPED_KEY_BYTES, "wrapped key")?)
                 .map_err(|error| medledger_types::DecodeError::Invalid {
                     what: "wrapped key",
                     reason: error.to_string(),

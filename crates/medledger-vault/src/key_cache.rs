@@ -1,6 +1,7 @@
 //! Unwrapped data keys of versions sealed or read lately, so that reading a hot record skips
-//! the HPKE unwrap (a variable-base and a fixed-base X25519 multiplication, about 70 µs, most
-//! of a local read's cryptography).
+//! the unwrap: about a microsecond for keys wrapped under the vault's key-encryption key, and
+//! about 70 µs (two X25519 multiplications) for the HPKE-wrapped keys of versions sealed
+//! before vault format 3.
 //!
 //! What it exposes: nothing the process does not hold already. The vault's secret key, which
 //! opens every wrapped data key, stays in memory for the node's lifetime; the cache keeps at
@@ -13,8 +14,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use medledger_crypto::envelope::{DataKey, WrappedKey};
+use medledger_crypto::envelope::DataKey;
 use medledger_types::{RecordId, ResourceType};
+
+use crate::OwnWrappedKey;
 
 /// Data keys a vault keeps unwrapped by default: a hospital's working set of charts in a
 /// shift, at about 200 bytes each (3 MB).
@@ -27,7 +30,7 @@ pub const MAX_KEY_AGE: Duration = Duration::from_secs(300);
 type VersionId = (ResourceType, RecordId, u64);
 
 struct Entry {
-    wrapped: WrappedKey,
+    wrapped: OwnWrappedKey,
     key: Arc<DataKey>,
     cached_at: Instant,
 }
@@ -62,7 +65,7 @@ impl KeyCache {
     }
 
     /// The data key of a version, if cached from exactly `wrapped` within [`MAX_KEY_AGE`].
-    pub(crate) fn get(&self, id: VersionId, wrapped: &WrappedKey) -> Option<Arc<DataKey>> {
+    pub(crate) fn get(&self, id: VersionId, wrapped: &OwnWrappedKey) -> Option<Arc<DataKey>> {
         if self.generation_entries == 0 {
             return None;
         }
@@ -72,7 +75,7 @@ impl KeyCache {
     }
 
     /// Remembers the data key `wrapped` opens to.
-    pub(crate) fn insert(&self, id: VersionId, wrapped: &WrappedKey, key: Arc<DataKey>) {
+    pub(crate) fn insert(&self, id: VersionId, wrapped: &OwnWrappedKey, key: Arc<DataKey>) {
         if self.generation_entries == 0 {
             return;
         }
@@ -110,7 +113,7 @@ impl Generations {
 
 #[cfg(test)]
 mod tests {
-    use medledger_crypto::envelope::{VaultSecretKey, wrap_key};
+    use medledger_crypto::envelope::VaultSecretKey;
 
     use super::*;
 
@@ -118,10 +121,10 @@ mod tests {
         (ResourceType::Observation, RecordId([7; 16]), n)
     }
 
-    fn wrapped_key() -> (WrappedKey, Arc<DataKey>) {
+    fn wrapped_key() -> (OwnWrappedKey, Arc<DataKey>) {
         let key = DataKey::generate();
-        let wrapped = wrap_key(&VaultSecretKey::generate().public_key(), &key, b"context");
-        (wrapped, Arc::new(key))
+        let wrapped = VaultSecretKey::generate().key_encryption_key().wrap(&key, b"context");
+        (OwnWrappedKey::Local(wrapped), Arc::new(key))
     }
 
     #[test]

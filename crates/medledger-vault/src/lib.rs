@@ -1,8 +1,10 @@
 //! MedLedger's record vault: where an organisation's patient records live, encrypted, off chain.
 //!
 //! Each record version is sealed with its own random data key (AES-256-GCM, bound to the
-//! record's type, id and version as associated data); the data key is wrapped with HPKE
-//! (X25519) for the custodian organisation's vault key. The chain holds only the SHA-256 of
+//! record's type, id and version as associated data); the data key is wrapped under the vault's
+//! key-encryption key (XChaCha20-Poly1305, derived from the vault key; HPKE-wrapped keys of
+//! versions sealed before format 3 still open), and with HPKE for another organisation's vault
+//! when a version is shared. The chain holds only the SHA-256 of
 //! the sealed bytes, so a version read back is checked twice: against its anchor, and by the
 //! AEAD tag. Either failing means tampering at rest: the version is never served and the
 //! [`Vault::tampered_count`] alarm goes up.
@@ -21,15 +23,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use medledger_crypto::envelope::{
-    DataKey, EnvelopeError, IndexKey, KeyFileError, VaultPublicKey, VaultSecretKey, WrappedKey, open, seal,
-    unwrap_key, wrap_key,
+    DataKey, EnvelopeError, IndexKey, KeyEncryptionKey, KeyFileError, VaultPublicKey, VaultSecretKey,
+    WrappedKey, open, seal, unwrap_key, wrap_key,
 };
 use medledger_crypto::{Digest, sha256};
 use medledger_types::{Encode, RecordId, ResourceType};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use zeroize::Zeroizing;
 
-pub use entry::{SealedVersion, StoredVersion};
+pub use entry::{OwnWrappedKey, SealedVersion, StoredVersion};
 pub use key_cache::{DEFAULT_CACHED_KEYS, MAX_KEY_AGE};
 
 use crate::key_cache::KeyCache;
@@ -37,8 +39,13 @@ use crate::key_cache::KeyCache;
 /// File name of the vault database inside a data directory.
 pub const DATABASE_FILE: &str = "vault.redb";
 
-/// Version of the on-disk layout; bumped on any incompatible change.
-pub const FORMAT_VERSION: u32 = 2;
+/// Version of the on-disk layout; bumped on any incompatible change. Version 3 wraps new
+/// versions' data keys under the key-encryption key; a version-2 vault is marked 3 when opened,
+/// and its HPKE-wrapped keys still open.
+pub const FORMAT_VERSION: u32 = 3;
+
+/// The format before locally wrapped keys: readable as is.
+const FORMAT_VERSION_HPKE_ONLY: u32 = 2;
 
 /// Most index tokens one version may carry: a resource has a handful of codes, categories and
 /// a patient; anything beyond this is not a clinical resource.
@@ -130,6 +137,8 @@ pub struct Vault {
     secret: VaultSecretKey,
     public: VaultPublicKey,
     index_key: IndexKey,
+    /// Wraps the vault's own copies of data keys.
+    key_encryption_key: KeyEncryptionKey,
     keys: KeyCache,
     tampered: AtomicU64,
 }
@@ -191,8 +200,9 @@ impl Vault {
         check_format(&db)?;
         let public = secret.public_key();
         let index_key = secret.index_key();
+        let key_encryption_key = secret.key_encryption_key();
         let keys = KeyCache::new(DEFAULT_CACHED_KEYS);
-        Ok(Self { db, secret, public, index_key, keys, tampered: AtomicU64::new(0) })
+        Ok(Self { db, secret, public, index_key, key_encryption_key, keys, tampered: AtomicU64::new(0) })
     }
 
     /// Keeps at most `entries` data keys of versions sealed or read lately unwrapped, each
@@ -216,7 +226,8 @@ impl Vault {
         self.index_key.token(field, value)
     }
 
-    /// Seals `plaintext` as `version` of a record: a fresh data key, wrapped for this vault.
+    /// Seals `plaintext` as `version` of a record: a fresh data key, wrapped under this vault's
+    /// key-encryption key.
     #[must_use]
     pub fn seal(
         &self,
@@ -228,7 +239,7 @@ impl Vault {
         let context = entry::context(resource_type, record, version);
         let data_key = DataKey::generate();
         let ciphertext = seal(&data_key, plaintext, &context);
-        let wrapped_key = wrap_key(&self.public, &data_key, &context);
+        let wrapped_key = OwnWrappedKey::Local(self.key_encryption_key.wrap(&data_key, &context));
         // A version just written is the likeliest to be read next.
         self.keys.insert((resource_type, record, version), &wrapped_key, Arc::new(data_key));
         SealedVersion { digest: sha256(&ciphertext), ciphertext, wrapped_key }
@@ -469,8 +480,11 @@ impl Vault {
             return Ok(key);
         }
         let context = entry::context(stored.resource_type, stored.record, stored.version);
-        let key =
-            Arc::new(unwrap_key(&self.secret, &stored.wrapped_key, &context).map_err(|_| self.alarm())?);
+        let unwrapped = match &stored.wrapped_key {
+            OwnWrappedKey::Local(wrapped) => self.key_encryption_key.unwrap(wrapped, &context),
+            OwnWrappedKey::Hpke(wrapped) => unwrap_key(&self.secret, wrapped, &context),
+        };
+        let key = Arc::new(unwrapped.map_err(|_| self.alarm())?);
         self.keys.insert(id, &stored.wrapped_key, Arc::clone(&key));
         Ok(key)
     }
@@ -521,11 +535,12 @@ fn check_format(db: &Database) -> Result<(), VaultError> {
         let mut meta = write.open_table(tables::META).map_err(VaultError::database)?;
         let found = meta.get("format_version").map_err(VaultError::database)?.map(|value| value.value());
         match found {
-            Some(found) if found != FORMAT_VERSION => return Err(VaultError::FormatVersion { found }),
-            Some(_) => {}
-            None => {
+            Some(FORMAT_VERSION) => {}
+            // Format 3 only adds a key-wrapping scheme: older versions are read as they are.
+            Some(FORMAT_VERSION_HPKE_ONLY) | None => {
                 meta.insert("format_version", FORMAT_VERSION).map_err(VaultError::database)?;
             }
+            Some(found) => return Err(VaultError::FormatVersion { found }),
         }
     }
     write.commit().map_err(VaultError::database)

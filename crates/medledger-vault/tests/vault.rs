@@ -1,10 +1,14 @@
 //! The vault on a real redb file in a temp dir: versions in order, integrity checked on every
 //! read, blind-token search, and re-wrapping for another organisation.
 
+use medledger_crypto::envelope::{DataKey, seal, wrap_key};
 use medledger_crypto::{SigningKey, sha256};
 use medledger_types::{OrgId, PatientId, RecordId, ResourceType};
-use medledger_vault::{StoredVersion, Vault, VaultError, create_key};
-use redb::{Database, ReadableTable, TableDefinition};
+use medledger_vault::{OwnWrappedKey, StoredVersion, Vault, VaultError, create_key};
+use redb::{Database, ReadableDatabase as _, ReadableTable, TableDefinition};
+
+/// The vault's format marker, as stored.
+const META: TableDefinition<'_, &str, u32> = TableDefinition::new("meta");
 
 const RECORD: RecordId = RecordId([7; 16]);
 
@@ -158,4 +162,53 @@ fn cached_data_keys_never_spare_the_integrity_checks() {
         assert!(matches!(vault.decrypt(&swapped, Some(&first.digest)), Err(VaultError::Tampered)));
         assert_eq!(vault.tampered_count(), 3, "cache of {cached_keys}");
     }
+}
+
+#[test]
+fn a_format_2_vault_opens_and_its_hpke_wrapped_keys_still_open() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    create_key(dir.path(), None).expect("key");
+    let first = {
+        let vault = Vault::open(dir.path(), None).expect("opens").with_key_cache(0);
+        let mut first = version(&vault, 1, "{\"v\":1}");
+        assert!(matches!(first.wrapped_key, OwnWrappedKey::Local(_)), "new versions are wrapped locally");
+        // A version as format 2 sealed it: its data key wrapped to the vault's public key.
+        let stored = vault.get(ResourceType::Observation, RECORD, 1).expect("get");
+        assert!(stored.is_none());
+        // What the vault binds a version's key and ciphertext to: its type, id and version.
+        let context = [
+            b"medledger/record/v1".as_slice(),
+            &[ResourceType::Observation.tag_byte()],
+            &RECORD.0,
+            &1u64.to_be_bytes(),
+        ]
+        .concat();
+        let data_key = DataKey::generate();
+        let plaintext = b"{\"v\":\"format 2\"}";
+        first.ciphertext = seal(&data_key, plaintext, &context);
+        first.digest = sha256(&first.ciphertext);
+        first.wrapped_key = OwnWrappedKey::Hpke(wrap_key(&vault.public_key(), &data_key, &context));
+        vault.commit(std::slice::from_ref(&first)).expect("v1");
+        first
+    };
+    {
+        let db = Database::open(dir.path().join(medledger_vault::DATABASE_FILE)).expect("open");
+        let write = db.begin_write().expect("write");
+        write.open_table(META).expect("meta").insert("format_version", 2).expect("insert");
+        write.commit().expect("commit");
+    }
+    let vault = Vault::open(dir.path(), None).expect("a format-2 vault opens").with_key_cache(0);
+    let stored = vault.get(ResourceType::Observation, RECORD, 1).expect("get").expect("v1 stored");
+    assert!(matches!(stored.wrapped_key, OwnWrappedKey::Hpke(_)));
+    let body = vault.decrypt(&stored, Some(&first.digest)).expect("an HPKE-wrapped key opens");
+    assert_eq!(body.as_slice(), b"{\"v\":\"format 2\"}");
+    vault.commit(&[version(&vault, 2, "{\"v\":2}")]).expect("v2");
+    let second = vault.get(ResourceType::Observation, RECORD, 2).expect("get").expect("v2 stored");
+    assert!(vault.decrypt(&second, None).is_ok());
+    drop(vault);
+    let db = Database::open(dir.path().join(medledger_vault::DATABASE_FILE)).expect("open");
+    let read = db.begin_read().expect("read");
+    let format =
+        read.open_table(META).expect("meta").get("format_version").expect("get").expect("set").value();
+    assert_eq!(format, medledger_vault::FORMAT_VERSION, "marked as the current format");
 }
