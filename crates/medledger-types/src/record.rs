@@ -46,8 +46,9 @@ impl ResourceType {
     }
 }
 
-/// A record's logical id: 128 random bits chosen by its custodian's node. Never derived from
-/// the record's contents. For a Patient resource it is the patient's [`PatientId`].
+/// A record's logical id: 128 bits chosen by its custodian's node, never derived from the
+/// record's contents. For a Patient resource it is the patient's random [`PatientId`]; other
+/// records' ids start with their creation time (see `medledger-records`), then 80 random bits.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RecordId(pub [u8; 16]);
 
