@@ -293,10 +293,12 @@ impl Store<Database> {
                 .map_err(db_error)?
                 .insert(height, block.encode().as_slice())
                 .map_err(db_error)?;
-            let mut hashes = txn.open_table(BLOCK_HASHES).map_err(db_error)?;
-            hashes.insert(height, verified.hash().0).map_err(db_error)?;
-            write_history(&mut txn.open_table(HISTORY).map_err(db_error)?, &hashes, height, verified.hash())?;
-            drop(hashes);
+            {
+                let mut hashes = txn.open_table(BLOCK_HASHES).map_err(db_error)?;
+                hashes.insert(height, verified.hash().0).map_err(db_error)?;
+                let mut history = txn.open_table(HISTORY).map_err(db_error)?;
+                write_history(&mut history, &hashes, height, verified.hash())?;
+            }
             txn.open_table(BLOCK_HEIGHTS)
                 .map_err(db_error)?
                 .insert(verified.hash().0, height)
@@ -322,9 +324,7 @@ impl Store<Database> {
         write_state(&txn, verified.prepared())?;
         txn.commit().map_err(db_error)
     }
-}
 
-impl Store<Database> {
     /// Writes the history table of a store from before it existed (format 3 as first
     /// released): one pass over the block hashes, once.
     fn add_history_if_missing(&self) -> Result<(), StoreError> {

@@ -4,10 +4,10 @@
 //! record's type, id and version as associated data); the data key is wrapped under the vault's
 //! key-encryption key (XChaCha20-Poly1305, derived from the vault key; HPKE-wrapped keys of
 //! versions sealed before format 3 still open), and with HPKE for another organisation's vault
-//! when a version is shared. The chain holds only the SHA-256 of
-//! the sealed bytes, so a version read back is checked twice: against its anchor, and by the
-//! AEAD tag. Either failing means tampering at rest: the version is never served and the
-//! [`Vault::tampered_count`] alarm goes up.
+//! when a version is shared. The chain holds only the SHA-256 of the sealed bytes, so a version
+//! read back is checked twice: against its anchor, and by the AEAD tag. Either failing means
+//! tampering at rest: the version is never served and the [`Vault::tampered_count`] alarm goes
+//! up.
 //!
 //! Search never needs plaintext at rest: each version stores blind tokens (HMAC under a key
 //! derived from the vault key) of its searchable values, indexed by token.
