@@ -70,7 +70,7 @@ pub mod tables {
     pub const BLOCK_HEIGHTS: TableDefinition<'_, [u8; 32], u64> = TableDefinition::new("block_heights");
     /// Height → canonical receipt list.
     pub const RECEIPTS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("receipts");
-    /// Transaction id → (height, index in block) of its first inclusion.
+    /// Transaction id → (height, index in block): a transaction is in the chain at most once.
     pub const TX_INDEX: TableDefinition<'_, [u8; 32], (u64, u32)> = TableDefinition::new("tx_index");
     /// State key → value, at the committed version.
     pub const STATE: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("state");
@@ -141,6 +141,14 @@ pub enum StoreError {
     /// A table or entry that must exist is missing.
     #[error("store is missing {0}")]
     Missing(String),
+    /// A block holds a transaction the chain already has: validation never lets one through.
+    #[error("transaction {index} of block {height} is already in the chain; the block is not stored")]
+    DuplicateTransaction {
+        /// The block.
+        height: u64,
+        /// The transaction's position in it.
+        index: u32,
+    },
     /// The database failed.
     #[error("database: {0}")]
     Database(#[from] redb::Error),
@@ -305,13 +313,15 @@ impl Store<Database> {
                 .map_err(db_error)?;
             txn.open_table(RECEIPTS)
                 .map_err(db_error)?
-                .insert(height, verified.receipts().to_vec().encode().as_slice())
+                .insert(height, verified.receipts().encode().as_slice())
                 .map_err(db_error)?;
             let mut tx_index = txn.open_table(TX_INDEX).map_err(db_error)?;
             for (index, receipt) in verified.receipts().iter().enumerate() {
                 let index = u32::try_from(index).expect("blocks hold at most MAX_BLOCK_TXS");
-                if tx_index.get(receipt.tx_id.0.0).map_err(db_error)?.is_none() {
-                    tx_index.insert(receipt.tx_id.0.0, (height, index)).map_err(db_error)?;
+                // Validation admits a transaction once per chain (its signer's nonce), so an
+                // entry already there means that rule broke: refuse the block, overwrite nothing.
+                if tx_index.insert(receipt.tx_id.0.0, (height, index)).map_err(db_error)?.is_some() {
+                    return Err(StoreError::DuplicateTransaction { height, index });
                 }
             }
             if let Some(finalization) = finalization {

@@ -215,3 +215,30 @@ fn open_rejects_a_history_that_does_not_match_the_last_block() {
         Ok(_) => panic!("a tampered history was accepted"),
     }
 }
+
+#[test]
+fn a_block_whose_transaction_is_already_stored_is_refused_whole() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let proposer = SigningKey::from_seed(&[1; 32]);
+    let member = SigningKey::from_seed(&[2; 32]);
+    let (store, chain) = Store::create(dir.path(), &genesis(&proposer, &member)).expect("create");
+    let tx = TxBody {
+        chain_id: ChainId::new("store-test").expect("chain id"),
+        signer: member.public_key(),
+        nonce: 0,
+        payload: Payload::Anchor { label: Label::new("doc/0").expect("label"), digest: sha256(b"0") },
+    }
+    .sign(&member);
+    let verified = chain.build(&[VerifiedTx::verify(tx).expect("valid")], 10, &proposer);
+    store.commit(&verified).expect("the first commit");
+    // Validation never lets a stored transaction through again; the store holds the line too.
+    match store.commit(&verified) {
+        Err(StoreError::DuplicateTransaction { height: 1, index: 0 }) => {}
+        other => panic!("expected a duplicate transaction, got {other:?}"),
+    }
+    assert_eq!(store.height().expect("height"), 1);
+    assert_eq!(
+        store.tx_location(&verified.block().transactions[0].id()).expect("read"),
+        Some(TxLocation { height: 1, index: 0 })
+    );
+}

@@ -417,12 +417,19 @@ impl Decode for Receipt {
 }
 
 /// The receipts of one block, in transaction order.
-impl Encode for Vec<Receipt> {
+impl Encode for [Receipt] {
     fn encode_to(&self, writer: &mut Writer) {
         writer.length(self.len());
         for receipt in self {
             receipt.encode_to(writer);
         }
+    }
+}
+
+/// The same encoding, for the list a block's receipts are decoded into.
+impl Encode for Vec<Receipt> {
+    fn encode_to(&self, writer: &mut Writer) {
+        self.as_slice().encode_to(writer);
     }
 }
 
