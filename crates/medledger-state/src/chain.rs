@@ -277,6 +277,7 @@ impl Chain {
         let Some(head) = head else {
             check_root("genesis state", chain.state.root(), state.root())?;
             chain.state = state;
+            chain.history = history;
             return Ok(chain);
         };
         check_root("state", head.state_root, state.root())?;

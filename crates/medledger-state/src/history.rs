@@ -198,14 +198,7 @@ mod tests {
     //! pushes and rebases onto stores of every length in between.
 
     use super::*;
-
-    fn splitmix(state: &mut u64) -> u64 {
-        *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = *state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
+    use crate::test_rng::splitmix;
 
     fn block_hash(index: u64) -> Digest {
         medledger_crypto::sha256(&index.to_be_bytes())

@@ -23,6 +23,8 @@ mod execute;
 mod history;
 mod records;
 mod state;
+#[cfg(test)]
+mod test_rng;
 
 pub use chain::{BlockError, Chain, ChainStore, Committed, VerifiedBlock, VerifiedTx};
 pub use commitment::{EMPTY_ROOT, StateProof, StateProofError};

@@ -506,14 +506,7 @@ impl StateStore for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn splitmix(state: &mut u64) -> u64 {
-        *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = *state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
+    use crate::test_rng::splitmix;
 
     /// Applies `writes` with `algorithm` to a copy of `state`'s store and returns the new root
     /// and the nodes the version adds and retires.
