@@ -36,6 +36,17 @@ pub enum BlockError {
         /// The block's height.
         found: u64,
     },
+    /// A chain reopened from storage: the stored state or history is at another height than
+    /// the stored head.
+    #[error("the stored {what} is at height {found}, the stored head at {head}")]
+    StoredHeight {
+        /// What is out of step: "state" or "history".
+        what: &'static str,
+        /// The head's height.
+        head: u64,
+        /// The height the state or history is at.
+        found: u64,
+    },
     /// The parent hash is not the head's hash.
     #[error("parent hash {found} is not the head's hash {expected}")]
     ParentHash {
@@ -269,10 +280,11 @@ impl Chain {
         let mut chain = Self::from_genesis(genesis);
         let height = head.as_ref().map_or(0, |head| head.height);
         if history.len() != height {
-            return Err(BlockError::Height { head: history.len(), found: height });
+            return Err(BlockError::StoredHeight { what: "history", head: height, found: history.len() });
         }
         if state.version() != Some(height) {
-            return Err(BlockError::Height { head: state.version().unwrap_or(0), found: height });
+            let found = state.version().unwrap_or(0);
+            return Err(BlockError::StoredHeight { what: "state", head: height, found });
         }
         let Some(head) = head else {
             check_root("genesis state", chain.state.root(), state.root())?;

@@ -2,7 +2,7 @@
 //! and determinism across independent replicas.
 
 use medledger_crypto::{Digest, SigningKey, sha256};
-use medledger_state::{BlockError, Chain, State, VerifiedTx};
+use medledger_state::{BlockError, Chain, History, State, VerifiedTx};
 use medledger_types::{
     Block, BlockHeader, ChainId, Genesis, GenesisMember, GenesisOrganization, Label, NodeAddress,
     NodeIdentity, OrgId, OrgKind, Outcome, Parameters, Payload, RejectReason, Role, Transaction, TxBody,
@@ -191,6 +191,27 @@ fn validate_accepts_what_build_makes() {
     let block = candidate(&world);
     let verified = world.chain.validate(block.clone()).expect("a built block is valid");
     assert_eq!(verified.hash(), block.hash());
+}
+
+#[test]
+fn restore_names_a_state_or_history_out_of_step_with_the_head() {
+    let world = world();
+    let mut chain = world.chain.clone();
+    let committed = chain.validate(candidate(&world)).expect("valid");
+    chain.commit(committed);
+    let head = chain.head().cloned();
+    let genesis = chain.genesis().clone();
+    let restore =
+        |state: State, history: History| Chain::restore(genesis.clone(), state, head.clone(), history);
+    assert!(restore(chain.state().clone(), chain.history().clone()).is_ok(), "the chain's own parts");
+    assert_eq!(
+        restore(chain.state().clone(), History::empty()).err(),
+        Some(BlockError::StoredHeight { what: "history", head: 1, found: 0 })
+    );
+    assert_eq!(
+        restore(world.chain.state().clone(), chain.history().clone()).err(),
+        Some(BlockError::StoredHeight { what: "state", head: 1, found: 0 })
+    );
 }
 
 #[test]

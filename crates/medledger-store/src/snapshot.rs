@@ -33,7 +33,7 @@ impl StoreSnapshot {
 
 /// A read failed: the node cannot go on without its state (see [`StateStore`]) or history.
 fn unreadable(error: impl std::fmt::Display) -> ! {
-    panic!("chain.redb: the committed state cannot be read: {error}")
+    panic!("chain.redb: the committed state or history cannot be read: {error}")
 }
 
 impl StateStore for StoreSnapshot {
