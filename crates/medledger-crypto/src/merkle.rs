@@ -155,6 +155,30 @@ pub enum ProofError {
     },
 }
 
+/// The subtrees that appending leaf `leaf_index` (hash `leaf`) completes, bottom up, as
+/// `(height, position, root)`: the leaf itself at height 0, then one subtree per trailing one
+/// bit of the index, each hashed from its left half `left(height, position)`, a subtree
+/// completed earlier. Trees that keep their complete subtrees elsewhere (a node's block
+/// history, on disk) append exactly as [`MerkleTree`] does.
+///
+/// # Errors
+/// The first error `left` returns.
+pub fn completed_subtrees<E>(
+    leaf_index: u64,
+    leaf: Digest,
+    mut left: impl FnMut(u32, u64) -> Result<Digest, E>,
+) -> Result<Vec<(u32, u64, Digest)>, E> {
+    let (mut height, mut position, mut root) = (0, leaf_index, leaf);
+    let mut completed = vec![(height, position, root)];
+    while position & 1 == 1 {
+        root = node_hash(&left(height, position - 1)?, &root);
+        height += 1;
+        position >>= 1;
+        completed.push((height, position, root));
+    }
+    Ok(completed)
+}
+
 /// An append-only RFC 9162 Merkle tree over leaf hashes that can prove against any earlier size.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct MerkleTree {
@@ -181,21 +205,16 @@ impl MerkleTree {
 
     /// Appends one leaf hash (a [`leaf_hash`] value), completing subtrees as they fill.
     pub fn push(&mut self, leaf_hash: Digest) {
-        let mut level = 0;
-        let mut hash = leaf_hash;
-        loop {
+        let tree = &*self;
+        let Ok(completed) = completed_subtrees(self.len(), leaf_hash, |height, position| {
+            Ok::<_, std::convert::Infallible>(tree.complete_subtree(height, position))
+        });
+        for (height, _, root) in completed {
+            let level = usize::try_from(height).expect("heights are below 65");
             if level == self.levels.len() {
                 self.levels.push(Vec::new());
             }
-            let nodes = &mut self.levels[level];
-            nodes.push(hash);
-            // An odd count means this node still waits for its right sibling.
-            let count = nodes.len();
-            if !count.is_multiple_of(2) {
-                break;
-            }
-            hash = node_hash(&nodes[count - 2], &nodes[count - 1]);
-            level += 1;
+            self.levels[level].push(root);
         }
         debug_assert!(self.levels_are_consistent());
     }

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use medledger_crypto::Digest;
-use medledger_crypto::merkle::{CompleteSubtrees, MerkleTree, leaf_hash, node_hash};
+use medledger_crypto::merkle::{CompleteSubtrees, MerkleTree, completed_subtrees, leaf_hash, node_hash};
 
 /// Where the complete subtrees of committed blocks are kept.
 ///
@@ -89,15 +89,19 @@ impl History {
 
     /// Appends the hash of the next block.
     pub fn push(&mut self, block_hash: &Digest) {
-        let mut carry = leaf_hash(block_hash.as_bytes());
-        let mut height = 0;
-        self.record(height, carry);
-        while let Some(left) = self.peaks[height].take() {
-            carry = node_hash(&left, &carry);
-            height += 1;
-            self.record(height, carry);
+        // The left half of every subtree the new leaf completes is a right-edge subtree.
+        let peaks = &self.peaks;
+        let Ok(completed) = completed_subtrees(self.len, leaf_hash(block_hash.as_bytes()), |height, _| {
+            Ok::<_, std::convert::Infallible>(
+                peaks[height as usize].expect("a left half is on the right edge"),
+            )
+        });
+        for &(height, _, root) in &completed {
+            self.record(height as usize, root);
+            self.peaks[height as usize] = None;
         }
-        self.peaks[height] = Some(carry);
+        let &(top, _, root) = completed.last().expect("the leaf itself is completed");
+        self.peaks[top as usize] = Some(root);
         self.len += 1;
     }
 

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 pub use snapshot::StoreSnapshot;
 
-use medledger_crypto::merkle::{leaf_hash, node_hash};
+use medledger_crypto::merkle::{completed_subtrees, leaf_hash};
 use medledger_crypto::{Digest, PublicKey};
 use medledger_state::{BlockError, Chain, History, PreparedWrites, State, VerifiedBlock};
 use medledger_types::{
@@ -356,36 +356,37 @@ impl Store<Database> {
     }
 }
 
-/// Adds block `height`'s hash to the history: the subtrees it completes, each from its left
-/// sibling (already stored) and the subtree just completed. Block `height` is leaf `height - 1`.
+/// Adds block `height`'s hash (leaf `height - 1`) to the history: the subtrees it completes,
+/// each from its left half, already stored. Leaves themselves stay in `block_hashes`.
 fn write_history(
     history: &mut redb::Table<'_, (u8, u64), [u8; 32]>,
     hashes: &impl ReadableTable<u64, [u8; 32]>,
     height: u64,
     block_hash: Digest,
 ) -> Result<(), StoreError> {
-    let mut position = height - 1;
-    let mut root = leaf_hash(block_hash.as_bytes());
-    let mut subtree_height = 0u8;
-    while position & 1 == 1 {
-        let left = if subtree_height == 0 {
-            // Leaf `position - 1` is block `position`.
-            let hash = hashes.get(position).map_err(db_error)?;
-            let hash = hash.ok_or_else(|| StoreError::Missing(format!("the hash of block {position}")))?;
-            leaf_hash(&hash.value())
-        } else {
-            let node = history.get((subtree_height, position - 1)).map_err(db_error)?;
-            let node = node.ok_or_else(|| {
-                StoreError::Missing(format!("history subtree {subtree_height}/{}", position - 1))
-            })?;
-            Digest(node.value())
-        };
-        root = node_hash(&left, &root);
-        subtree_height += 1;
-        position >>= 1;
-        history.insert((subtree_height, position), root.0).map_err(db_error)?;
+    let left_half = |subtree: u32, position: u64| -> Result<Digest, StoreError> {
+        if subtree == 0 {
+            // Leaf `position` is block `position + 1`.
+            let block = position + 1;
+            let hash = hashes.get(block).map_err(db_error)?;
+            let hash = hash.ok_or_else(|| StoreError::Missing(format!("the hash of block {block}")))?;
+            return Ok(leaf_hash(&hash.value()));
+        }
+        let node = history.get((history_height(subtree), position)).map_err(db_error)?;
+        let node =
+            node.ok_or_else(|| StoreError::Missing(format!("history subtree {subtree}/{position}")))?;
+        Ok(Digest(node.value()))
+    };
+    let completed = completed_subtrees(height - 1, leaf_hash(block_hash.as_bytes()), left_half)?;
+    for (subtree, position, root) in completed.into_iter().skip(1) {
+        history.insert((history_height(subtree), position), root.0).map_err(db_error)?;
     }
     Ok(())
+}
+
+/// A subtree height as the `history` table keys it.
+fn history_height(height: u32) -> u8 {
+    u8::try_from(height).expect("subtree heights are below 65")
 }
 
 /// The page cache bound, set on every open: redb would otherwise take 1 GiB.
