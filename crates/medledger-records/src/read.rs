@@ -118,9 +118,11 @@ impl Records {
             self.vault.head_and_version(resource_type, record, version)?.ok_or_else(not_found)?
         } else {
             let latest = head.as_ref().map(|head| head.version).ok_or_else(not_found)?;
-            let wanted = version.unwrap_or(latest);
-            let in_range = wanted != 0 && wanted <= latest;
-            (latest, if in_range { self.vault.get(resource_type, record, wanted)? } else { None })
+            let stored = match medledger_vault::requested_version(version, latest) {
+                Some(wanted) => self.vault.get(resource_type, record, wanted)?,
+                None => None,
+            };
+            (latest, stored)
         };
         let version = version.unwrap_or(latest);
         let stored = stored.ok_or_else(not_found)?;

@@ -341,10 +341,7 @@ impl Vault {
         let head =
             heads.get(entry::record_key(resource_type, record).as_slice()).map_err(VaultError::database)?;
         let Some(latest) = head.map(|value| value.value()) else { return Ok(None) };
-        let wanted = version.unwrap_or(latest);
-        if wanted == 0 || wanted > latest {
-            return Ok(Some((latest, None)));
-        }
+        let Some(wanted) = requested_version(version, latest) else { return Ok(Some((latest, None))) };
         let Some(versions) = open_table(&read, tables::VERSIONS)? else { return Ok(Some((latest, None))) };
         let key = entry::version_key(resource_type, record, wanted);
         let stored = versions.get(key.as_slice()).map_err(VaultError::database)?;
@@ -515,6 +512,13 @@ impl Vault {
         let data_key = unwrap_key(&self.secret, wrapped_key, &context).map_err(|_| VaultError::Tampered)?;
         open(&data_key, ciphertext, &context).map_err(|_| VaultError::Tampered)
     }
+}
+
+/// The version a read asks for (`version`, or else the latest), if it is one of `1..=latest`.
+#[must_use]
+pub fn requested_version(version: Option<u64>, latest: u64) -> Option<u64> {
+    let wanted = version.unwrap_or(latest);
+    (1..=latest).contains(&wanted).then_some(wanted)
 }
 
 /// A table for reading; `None` before anything was written to it.
